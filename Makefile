@@ -1,0 +1,26 @@
+# Two entry points (see README Quickstart): `make repro` and `make test`. Both set up .venv first.
+VENV ?= .venv
+# Stages run `python ...` and tests run `dvc ...`: put the project's environment first on PATH.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: setup repro test bench mlflow-ui
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed   ## create .venv with the project and its dependencies
+
+repro: setup                 ## run the whole pipeline (downloads MNIST unless VAELAB_MNIST_MIRROR is set)
+	dvc repro
+
+test: setup                  ## run the test suite (uses ../shared/mnist, or VAELAB_MNIST_MIRROR)
+	python -m pytest
+
+bench: setup                 ## training throughput against a torchvision DataLoader baseline
+	python benchmarks/throughput.py
+
+mlflow-ui: setup             ## browse the runs at http://127.0.0.1:5000
+	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

@@ -1,0 +1,182 @@
+"""Typed configuration: params.yaml becomes one frozen dataclass, validated once at a stage's boundary.
+
+Every stage calls :func:`load_params` and passes the typed pieces down; no other module reads
+params.yaml. Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` naming the
+key path, the value and what was expected, before any work is done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+MNIST_TRAIN_SIZE = 60_000
+
+
+class ConfigError(ValueError):
+    """params.yaml (or an override) does not describe a valid experiment."""
+
+
+def _min(bound: float) -> dict:
+    return {"check": (lambda v: v >= bound), "expect": f">= {bound}"}
+
+
+def _between(low: int, high: int) -> dict:
+    return {"check": (lambda v: low <= v <= high), "expect": f"between {low} and {high}"}
+
+
+def _positive() -> dict:
+    return {"check": (lambda v: v > 0), "expect": "> 0"}
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    experiment: str = "vaelab"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    mirrors: list[str] = field(default_factory=list)
+    # None = all 60,000 training images; N = the first N (quick runs).
+    train_size: int | None = field(default=None, metadata=_between(1, MNIST_TRAIN_SIZE))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = field(default=10, metadata=_min(1))
+    batch_size: int = field(default=128, metadata=_min(1))
+    lr: float = field(default=1e-3, metadata=_positive())
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One row of the experiment matrix: what to build and which loss to train it with."""
+
+    kind: Literal["ae", "vae"]
+    latent_dim: int = field(default=2, metadata=_min(1))
+    # Widths of the three hidden layers: with the in/out layer that makes four linear layers a side.
+    hidden: list[int] = field(default_factory=lambda: [512, 256, 128])
+    # Decoder likelihood: "gaussian" (fixed unit variance: half the squared error) or "bernoulli" (BCE).
+    likelihood: Literal["gaussian", "bernoulli"] = "gaussian"
+    # Weight of the KL term (VAE only): 1 is the ELBO, other values a beta-VAE.
+    beta: float = field(default=1.0, metadata=_min(0.0))
+
+    def __post_init__(self) -> None:
+        if len(self.hidden) < 1 or any(h < 1 for h in self.hidden):
+            raise ConfigError(f"hidden = {self.hidden!r}: expected a non-empty list of widths >= 1")
+
+
+@dataclass(frozen=True)
+class Params:
+    """Everything in params.yaml."""
+
+    models: dict[str, ModelConfig]
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    mlflow: MlflowConfig = MlflowConfig()
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+
+    def model(self, name: str) -> ModelConfig:
+        if name not in self.models:
+            raise ConfigError(f"models.{name}: no such model; params.yaml defines {sorted(self.models)}")
+        return self.models[name]
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    """Convert a YAML value to the annotated type ``tp``, or raise ConfigError naming ``path``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(inner, value, path)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{path} = {value!r}: expected one of {list(choices)}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path} = {value!r}: expected a list")
+        (inner,) = typing.get_args(tp)
+        return [_convert(inner, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict) or not value:
+            raise ConfigError(f"{path} = {value!r}: expected a non-empty mapping")
+        _, inner = typing.get_args(tp)
+        return {str(k): _convert(inner, v, f"{path}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    # bool is a subclass of int in Python, but `epochs: true` is a mistake, not 1 epoch.
+    if isinstance(value, bool) != (tp is bool) or not isinstance(value, tp):
+        raise ConfigError(f"{path} = {value!r}: expected {tp.__name__}")
+    return value
+
+
+def from_dict(cls: type, data: Any, path: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and bad values."""
+    where = path or "params.yaml"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} = {data!r}: expected a mapping")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        key = f"{path}.{unknown[0]}" if path else unknown[0]
+        raise ConfigError(f"{key}: unknown key; expected one of {sorted(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        key = f"{path}.{name}" if path else name
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{key}: missing required key")
+            continue
+        value = _convert(hints[name], data[name], key)
+        check = f.metadata.get("check")
+        if check is not None and value is not None and not check(value):
+            raise ConfigError(f"{key} = {value!r}: expected {f.metadata['expect']}")
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml (``yaml.safe_load``: no object construction from the file)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found (run from the project root)") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    try:
+        return from_dict(Params, raw or {})
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten a (nested) dataclass or mapping to dotted keys, e.g. for MLflow params."""
+    if dataclasses.is_dataclass(obj):
+        obj = dataclasses.asdict(obj)
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out

@@ -1,0 +1,116 @@
+"""The training stage's I/O around :func:`vaelab.train.fit`: data in, outputs and an MLflow run out.
+
+Outputs for model ``name`` (paths relative to the project root):
+
+- ``models/<name>/model.pt``: the checkpoint (:func:`vaelab.models.load`);
+- ``metrics/<name>.json``: final train and test loss and its terms;
+- ``plots/<name>/history.csv``: the per-epoch history.
+
+They are written only after training and tracking succeeded, so a failed stage leaves nothing that
+DVC could take for a result. Tracking failures fail the stage (policy: no silent gaps); the
+per-epoch resume checkpoint in ``checkpoints/`` means a re-run loses no finished epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from vaelab import models, tracking
+from vaelab.config import Params, flatten
+from vaelab.data import load_split
+from vaelab.train import Epoch, fingerprint, fit, load_state, resolve_device
+
+log = logging.getLogger(__name__)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def history_csv(history: list[Epoch]) -> str:
+    rows = [{"epoch": e.epoch, **e.flat()} for e in history]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def final_metrics(history: list[Epoch]) -> dict:
+    last = history[-1]
+    return {"epochs": last.epoch, "train": last.train, "test": last.test}
+
+
+def train_model(params: Params, name: str, root: Path = Path(".")) -> list[Epoch]:
+    """Train model ``name`` of the experiment matrix, record it in MLflow, and write its outputs."""
+    import mlflow
+
+    cfg = params.model(name)
+    device = resolve_device(params.device)
+    experiment_id = tracking.setup(params.mlflow.experiment)  # fails fast if the server is down
+    train = load_split(root / "data", "train", params.data.train_size)
+    test = load_split(root / "data", "test")
+
+    settings = {"model": asdict(cfg), "train": asdict(params.train), "seed": params.seed,
+                "train_size": params.data.train_size}
+    state_path = root / "checkpoints" / f"{name}.pt"
+    state_fp = fingerprint(settings, data=train.images)
+    resume = load_state(state_path, state_fp)
+    run_id = resume["extra"].get("run_id") if resume else None
+
+    with mlflow.start_run(run_id=run_id, experiment_id=experiment_id, run_name=None if run_id else name,
+                          tags=tracking.run_tags(name, f"train@{name}")) as run:
+        if run_id is None:
+            mlflow.log_params({**flatten(settings), "device": str(device)})
+        else:  # a resumed run: record the epochs the interrupted process finished but did not log
+            done = tracking.logged_steps(run_id, "test_loss")
+            for epoch in resume["history"]:
+                if epoch["epoch"] not in done:
+                    mlflow.log_metrics(Epoch(**epoch).flat(), step=epoch["epoch"])
+
+        model = models.build(cfg)
+        history = fit(
+            model, train.images, test.images, params.train, seed=params.seed, name=name, device=device,
+            state_path=state_path, state_fingerprint=state_fp, resume=resume,
+            extra={"run_id": run.info.run_id},
+            on_epoch=lambda e: mlflow.log_metrics(e.flat(), step=e.epoch),
+        )
+        # Outputs go to temporary names first and are published only once MLflow has them too.
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=".train-"))
+        try:
+            models.save(model, staging / "model.pt")
+            write_atomic(staging / "history.csv", history_csv(history))
+            write_atomic(staging / "metrics.json", json.dumps(final_metrics(history), indent=2) + "\n")
+            mlflow.log_artifacts(str(staging), artifact_path="outputs")
+            publish(staging, root, name)
+        finally:
+            for leftover in staging.glob("*"):
+                leftover.unlink()
+            staging.rmdir()
+    state_path.unlink(missing_ok=True)  # finished: the DVC outputs are now the result
+    return history
+
+
+def publish(staging: Path, root: Path, name: str) -> None:
+    """Move the staged files to where dvc.yaml declares them."""
+    for src, dest in (("model.pt", f"models/{name}/model.pt"), ("history.csv", f"plots/{name}/history.csv"),
+                      ("metrics.json", f"metrics/{name}.json")):
+        target = root / dest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / src, target)

@@ -1,0 +1,111 @@
+"""MLflow at the edges: where runs are recorded, and the few calls the stages make.
+
+The default store is MLflow's own default, ``sqlite:///mlflow.db`` at the project root, which is
+``$DVC_ROOT`` when DVC runs the stage (queued experiments run in temporary copies but record into
+the project's store). ``MLFLOW_TRACKING_URI`` overrides it, e.g. for a shared tracking server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+log = logging.getLogger(__name__)
+PREFLIGHT_TIMEOUT_S = 5.0
+
+
+class TrackingError(RuntimeError):
+    """The MLflow tracking store cannot be used."""
+
+
+def project_root() -> Path:
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def check_reachable(uri: str, timeout: float = PREFLIGHT_TIMEOUT_S) -> None:
+    """Fail fast, before any training, when a tracking server does not answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+            pass
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise TrackingError(
+            f"MLflow tracking server {uri} did not answer within {timeout:.0f} s ({reason}); "
+            "start it, or unset MLFLOW_TRACKING_URI to record into the local mlflow.db"
+        ) from None
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Serialise store creation and experiment creation across processes (parallel DVC workers)."""
+    db = _sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{db}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def setup(experiment: str) -> str:
+    """Point MLflow at the store, make sure ``experiment`` exists, and return its id."""
+    import mlflow
+
+    uri = tracking_uri()
+    check_reachable(uri)
+    mlflow.set_tracking_uri(uri)
+    with _store_lock(uri):
+        found = mlflow.get_experiment_by_name(experiment)
+        if found is not None:
+            return found.experiment_id
+        # A local store gets an absolute artifact root under the project, so that an experiment first
+        # created from a temporary copy (`dvc exp run --queue`) does not point into a deleted folder.
+        location = (project_root() / "mlruns").as_uri() if _sqlite_path(uri) else None
+        return mlflow.create_experiment(experiment, artifact_location=location)
+
+
+def git_commit(cwd: Path | None = None) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
+
+
+def run_tags(model: str, stage: str) -> dict[str, str]:
+    """Tags that tie a run to its model, its DVC stage, its commit and (if any) its DVC experiment."""
+    tags = {"model": model, "dvc.stage": stage}
+    commit = git_commit(project_root())
+    if commit:
+        tags["git.commit"] = commit
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc.exp_name"] = os.environ["DVC_EXP_NAME"]
+    return tags
+
+
+def logged_steps(run_id: str, key: str) -> set[int]:
+    """Steps already recorded for ``key``: a resumed run logs only the epochs that are missing."""
+    from mlflow.tracking import MlflowClient
+
+    return {m.step for m in MlflowClient().get_metric_history(run_id, key)}

@@ -1,0 +1,106 @@
+"""Shared fixtures: the MNIST mirror, a verified data folder, and a temporary git copy of the project.
+
+No mocks: tests use the real archives from ``../shared/mnist`` (or ``$VAELAB_MNIST_MIRROR``), the
+real ``dvc`` and ``mlflow`` CLIs and real MLflow stores.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # the environment's bin/ with dvc, mlflow and python
+
+
+def mirror_dir() -> Path:
+    env = os.environ.get("VAELAB_MNIST_MIRROR")
+    path = Path(env) if env and not env.startswith("http") else REPO.parent / "shared" / "mnist"
+    if not (path / "train-images-idx3-ubyte.gz").exists():
+        pytest.fail(f"MNIST archives not found in {path}: set VAELAB_MNIST_MIRROR to a folder holding them")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist_mirror() -> Path:
+    return mirror_dir()
+
+
+@pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory: pytest.TempPathFactory, mnist_mirror: Path) -> Path:
+    """A data folder holding the verified, unpacked archives (shared by the whole session; read-only use)."""
+    from vaelab.download import download_mnist
+
+    root = tmp_path_factory.mktemp("data")
+    download_mnist(root, [str(mnist_mirror)])
+    return root
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for the real CLIs: our bin/ first, the local mirror, no outside tracking server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["VAELAB_MNIST_MIRROR"] = str(mirror_dir())
+    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "vaelab tests"
+    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "tests@vaelab.invalid"
+    env.update(extra)
+    return env
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    """Run a command in ``cwd``; on an unexpected exit code, fail with its output."""
+    proc = subprocess.run(cmd, cwd=cwd, env=subprocess_env(**env), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+    return proc
+
+
+def make_project_copy(dest: Path) -> Path:
+    """A fresh git repository holding the project's files as they are in the working tree now.
+
+    (A plain ``git clone`` would miss uncommitted work while developing; CI's tree is clean, so
+    there the two are the same.)
+    """
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    run(["git", "init", "-q", "-b", "main"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-q", "-m", "project under test"], dest)
+    return dest
+
+
+def set_params(project: Path, **updates) -> None:
+    """Edit params.yaml in ``project``: keys are dotted paths with '__' for '.', e.g. train__epochs=1."""
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in updates.items():
+        node = params
+        *parents, leaf = dotted.split("__")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+# Small but real: the first 600 training images, one epoch. Enough for every stage to run.
+QUICK = {"data__train_size": 600, "train__epochs": 1, "device": "cpu"}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A temporary git copy of the project with quick params committed."""
+    proj = make_project_copy(tmp_path / "project")
+    set_params(proj, **QUICK)
+    run(["git", "commit", "-qam", "quick params"], proj)
+    return proj
