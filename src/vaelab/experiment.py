@@ -84,7 +84,7 @@ def train_model(params: Params, name: str, root: Path = Path(".")) -> list[Epoch
                 if epoch["epoch"] not in done:
                     mlflow.log_metrics(Epoch(**epoch).flat(), step=epoch["epoch"])
 
-        model = models.build(cfg)
+        model = models.build(cfg, seed=params.seed)
         history = fit(
             model, train.images, test.images, params.train, seed=params.seed, name=name, device=device,
             state_path=state_path, state_fingerprint=state_fp, resume=resume,
