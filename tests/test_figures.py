@@ -12,7 +12,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from vaelab import figures, latent, models, plots, tracking
+from vaelab import charts, figures, latent, models, plots, tracking
 from vaelab.config import FiguresConfig, MlflowConfig, ModelConfig, Params, TrainConfig
 from vaelab.data import Split, load_split
 from vaelab.train import fit
@@ -74,11 +74,11 @@ def test_latent_scatter_has_discrete_colourbar_and_natural_axes(trained, test_sp
     codes = latent.encode_mean(trained, test_split.images)
     limits = figures.latent_limits(trained.cfg, codes, FIG.vae_range)
     assert limits == ((0.0, 1.0) if trained.cfg.kind == "ae" else (-4.0, 4.0))
-    fig = plots.latent_scatter(codes, test_split.labels, limits, "m")
+    fig = charts.latent_scatter(codes, test_split.labels, limits, "m")
     ax, bar = fig.axes
     assert ax.get_xlim() == limits and ax.get_ylim() == limits
     assert [t.get_text() for t in bar.get_yticklabels()] == [str(d) for d in range(10)]
-    panels = plots.latent_by_digit(codes, test_split.labels, limits, "m").axes
+    panels = charts.latent_by_digit(codes, test_split.labels, limits, "m").axes
     assert len(panels) == 10 and all(p.get_xlim() == limits and p.get_ylim() == limits for p in panels)
     assert [p.get_title().split()[1] for p in panels] == [str(d) for d in range(10)]
 
@@ -104,7 +104,7 @@ def test_data_grid_and_loss_curves(mnist_root, tmp_path):
     fig = plots.data_grid(train.images, train.labels, cols=5)
     assert [t.get_text() for t in fig.axes[0].texts] == [str(v) for v in train.labels.tolist()]
     assert_drawn(fig, tmp_path / "data.png", 60)
-    curves = plots.loss_curves({"AE": ([1, 2, 3], [40.0, 35.0, 33.0]), "VAE-BCE": ([1, 2, 3], [160.0, 150.0, 145.0])})
+    curves = charts.loss_curves({"AE": ([1, 2, 3], [40.0, 35.0, 33.0]), "VAE-BCE": ([1, 2, 3], [160.0, 150.0, 145.0])})
     assert [line.get_label() for line in curves.axes[0].get_lines()] == ["AE", "VAE-BCE"]
     assert_drawn(curves, tmp_path / "test_loss.png", 60)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from vaelab import latent, models, plots, tracking
+from vaelab import charts, latent, models, plots, tracking
 from vaelab.config import FiguresConfig, ModelConfig, Params
 from vaelab.data import NUM_CLASSES, Split, load_split
 
@@ -60,9 +60,9 @@ def model_figures(name: str, model: models.Model, test: Split, fig: FiguresConfi
     out["reconstructions"] = plots.reconstructions(test.images[idx], model.decode(codes[idx]),
                                                    f"{label}: test images and their reconstructions")
     what = "z" if cfg.kind == "ae" else "mean of q(z|x)"
-    out["latent"] = plots.latent_scatter(codes, test.labels, limits, f"{label}: test set in latent space ({what}){proj}",
+    out["latent"] = charts.latent_scatter(codes, test.labels, limits, f"{label}: test set in latent space ({what}){proj}",
                                          projected)
-    out["latent_by_digit"] = plots.latent_by_digit(codes, test.labels, limits,
+    out["latent_by_digit"] = charts.latent_by_digit(codes, test.labels, limits,
                                                    f"{label}: latent codes by digit{proj}", projected)
     if cfg.latent_dim == 2:
         grid = latent.manifold_grid(cfg.kind, fig.grid_size)

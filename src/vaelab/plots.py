@@ -2,7 +2,8 @@
 
 Every function draws in one style (:data:`STYLE`), images in grey on the fixed scale [0, 1] and
 digits in the ten colours of ``tab10``. Inputs may be numpy arrays or torch tensors; images are
-rows of 784 pixels. Saving and choosing what to draw is :mod:`vaelab.figures`' job.
+rows of 784 pixels. This module draws images; :mod:`vaelab.charts` draws points and curves in the
+same style. Saving and choosing what to draw is :mod:`vaelab.figures`' job.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ DIGITS = matplotlib.colormaps["tab10"]
 DIGIT_NORM = BoundaryNorm(np.arange(-0.5, NUM_CLASSES), NUM_CLASSES)  # one colour per digit, no blending
 
 
-def _styled(draw: Callable[..., Figure]) -> Callable[..., Figure]:
+def styled(draw: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Decorator: draw in :data:`STYLE` and attach an Agg canvas to the returned Figure."""
     @functools.wraps(draw)
     def wrapper(*args, **kwargs) -> Figure:
         with matplotlib.rc_context(STYLE):
@@ -34,13 +36,13 @@ def _styled(draw: Callable[..., Figure]) -> Callable[..., Figure]:
     return wrapper
 
 
-def _np(a) -> np.ndarray:
+def as_array(a) -> np.ndarray:
     return a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
 
 
 def tile(images, cols: int, pad: int = 0) -> np.ndarray:
     """Lay out [N, 784] images row-major on a grid ``cols`` wide, ``pad`` pixels apart (pad value 1 = white)."""
-    x = _np(images).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+    x = as_array(images).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
     rows = -(-len(x) // cols)
     step = IMAGE_SIDE + pad
     canvas = np.ones((rows * step - pad, cols * step - pad), dtype=np.float32)
@@ -56,26 +58,27 @@ def _image(ax, canvas: np.ndarray) -> None:
     ax.set_yticks([])
 
 
-@_styled
+@styled
 def data_grid(images, labels, cols: int = 10) -> Figure:
     """Training images on a grid, each with its label in the corner."""
-    labels = _np(labels)
+    labels = as_array(labels)
     rows = -(-len(labels) // cols)
     fig = Figure(figsize=(0.62 * cols + 0.4, 0.62 * rows + 0.6), layout="constrained")
     ax = fig.add_subplot()
     _image(ax, tile(images, cols, pad=2))
     for i, label in enumerate(labels):
         r, c = divmod(i, cols)
-        ax.text(c * (IMAGE_SIDE + 2) + 1, r * (IMAGE_SIDE + 2) + 1, str(label), color=DIGITS(int(label)),
-                fontsize=8, fontweight="bold", va="top", ha="left")
+        ax.text(c * (IMAGE_SIDE + 2) + 1, r * (IMAGE_SIDE + 2) + 1, str(label), color="white", fontsize=7,
+                fontweight="bold", va="top", ha="left", bbox={"boxstyle": "square,pad=0.15", "fc": DIGITS(int(label)),
+                                                              "ec": "none"})
     ax.set_title("MNIST training images and their labels")
     return fig
 
 
-@_styled
+@styled
 def reconstructions(inputs, outputs, title: str) -> Figure:
     """Inputs (odd rows) above their reconstructions (even rows), ten per row, on the same grey scale."""
-    x, y = _np(inputs), _np(outputs)
+    x, y = as_array(inputs), as_array(outputs)
     rows = [part for start in range(0, len(x), 10) for part in (x[start:start + 10], y[start:start + 10])]
     fig = Figure(figsize=(6.6, 0.66 * len(rows) + 0.6), layout="constrained")
     ax = fig.add_subplot()
@@ -86,51 +89,11 @@ def reconstructions(inputs, outputs, title: str) -> Figure:
     return fig
 
 
-def _latent_axes(ax, limits: tuple[float, float], projected: bool) -> None:
-    ax.set_xlim(limits)
-    ax.set_ylim(limits)
-    ax.set_aspect("equal")
-    ax.set_xlabel("$z_1$")
-    ax.set_ylabel("$z_2$" + (" (first two coordinates)" if projected else ""))
-
-
-@_styled
-def latent_scatter(codes, labels, limits: tuple[float, float], title: str, projected: bool = False) -> Figure:
-    """Codes (first two coordinates) coloured by digit, with a discrete colourbar 0-9."""
-    z, y = _np(codes), _np(labels)
-    fig = Figure(figsize=(6.4, 5.4), layout="constrained")
-    ax = fig.add_subplot()
-    points = ax.scatter(z[:, 0], z[:, 1], c=y, cmap=DIGITS, norm=DIGIT_NORM, s=2, alpha=0.6, linewidths=0)
-    _latent_axes(ax, limits, projected)
-    bar = fig.colorbar(points, ax=ax, ticks=range(NUM_CLASSES))
-    bar.set_label("digit")
-    bar.solids.set_alpha(1.0)
-    ax.set_title(title)
-    return fig
-
-
-@_styled
-def latent_by_digit(codes, labels, limits: tuple[float, float], title: str, projected: bool = False) -> Figure:
-    """A 2x5 panel, one digit per panel over all codes in grey, every panel on the same axes."""
-    z, y = _np(codes), _np(labels)
-    fig = Figure(figsize=(12, 5.4), layout="constrained")
-    axes = fig.subplots(2, 5, sharex=True, sharey=True)
-    for digit, ax in enumerate(axes.flat):
-        ax.scatter(z[:, 0], z[:, 1], s=1, color="0.85", linewidths=0, rasterized=True)
-        mine = z[y == digit]
-        ax.scatter(mine[:, 0], mine[:, 1], s=2, color=DIGITS(digit), linewidths=0)
-        _latent_axes(ax, limits, projected)
-        ax.label_outer()
-        ax.set_title(f"digit {digit} ({len(mine)})")
-    fig.suptitle(title)
-    return fig
-
-
-@_styled
+@styled
 def manifold(images, axis_values, title: str) -> Figure:
     """Decodings of a grid_size x grid_size latent grid (``vaelab.latent.manifold_grid`` order),
     tiled edge to edge, ticks at the latent coordinates of the tiles."""
-    axis = _np(axis_values)
+    axis = as_array(axis_values)
     n = len(axis)
     fig = Figure(figsize=(7.2, 7.4), layout="constrained")
     ax = fig.add_subplot()
@@ -145,7 +108,7 @@ def manifold(images, axis_values, title: str) -> Figure:
     return fig
 
 
-@_styled
+@styled
 def image_grid(images, cols: int, title: str) -> Figure:
     """Images tiled ``cols`` wide (e.g. samples decoded from the prior)."""
     rows = -(-len(images) // cols)
@@ -156,10 +119,10 @@ def image_grid(images, cols: int, title: str) -> Figure:
     return fig
 
 
-@_styled
+@styled
 def interpolations(paths, title: str, row_labels: Sequence[str] = ()) -> Figure:
     """[pairs, steps, 784]: one straight-line latent path per row, t = 0 on the left to t = 1 on the right."""
-    p = _np(paths)
+    p = as_array(paths)
     pairs, steps = p.shape[:2]
     fig = Figure(figsize=(0.62 * steps + 1.2, 0.62 * pairs + 0.9), layout="constrained")
     ax = fig.add_subplot()
@@ -168,21 +131,4 @@ def interpolations(paths, title: str, row_labels: Sequence[str] = ()) -> Figure:
     if row_labels:
         ax.set_yticks([(IMAGE_SIDE + 2) * (i + 0.5) for i in range(pairs)], list(row_labels))
     ax.set_title(title)
-    return fig
-
-
-@_styled
-def loss_curves(histories: dict[str, tuple[Sequence[float], Sequence[float]]], ylabel: str = "test loss") -> Figure:
-    """Per-epoch curves of several models overlaid: ``{label: (epochs, values)}``, log scale."""
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
-    ax = fig.add_subplot()
-    for label, (epochs, values) in histories.items():
-        ax.plot(epochs, values, marker="o", markersize=3, label=label)
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"{ylabel} (log scale)")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    ax.set_title("Test loss per epoch (each model's own loss)")
     return fig

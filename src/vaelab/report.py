@@ -15,7 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from vaelab import plots, tracking
+from vaelab import charts, plots, tracking
 from vaelab.config import Params, flatten
 from vaelab.data import load_split
 from vaelab.experiment import write_atomic
@@ -97,7 +97,7 @@ def write_report(params: Params, root: Path = Path(".")) -> Path:
     staging = Path(tempfile.mkdtemp(dir=root, prefix=".report-"))
     try:
         save_figures({"data": plots.data_grid(train.images, train.labels, params.figures.data_grid),
-                      "test_loss": plots.loss_curves(histories)}, staging / "figures", params.figures.dpi)
+                      "test_loss": charts.loss_curves(histories)}, staging / "figures", params.figures.dpi)
         losses = "figures/test_loss.png"
         write_atomic(staging / "report.md", render_markdown(names, rows, losses, tables))
         image = (lambda rel: ((staging / rel) if (staging / rel).exists() else (reports / rel)).read_bytes())
