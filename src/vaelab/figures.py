@@ -25,6 +25,11 @@ FIGURES_DIR = Path("reports") / "figures"
 KINDS = ("reconstructions", "latent", "latent_by_digit", "manifold", "prior_samples", "interpolations")
 
 
+def model_label(name: str) -> str:
+    """How figures and the report name a model: ``vae_bce`` -> ``VAE-BCE``."""
+    return name.upper().replace("_", "-")
+
+
 def expected_kinds(cfg: ModelConfig) -> list[str]:
     """The figures drawn for a model: no prior for the AE, no manifold unless the latent is 2-D."""
     return [k for k in KINDS if not ((k == "prior_samples" and cfg.kind == "ae")
@@ -49,7 +54,7 @@ def latent_limits(cfg: ModelConfig, codes: torch.Tensor, vae_range: float | None
 def model_figures(name: str, model: models.Model, test: Split, fig: FiguresConfig, seed: int) -> dict[str, Figure]:
     """All figures of one model, keyed by kind (see :func:`expected_kinds`)."""
     cfg = model.cfg
-    label = name.upper().replace("_", "-")
+    label = model_label(name)
     projected = cfg.latent_dim != 2
     proj = f" (projection: first 2 of {cfg.latent_dim} latent dims)" if projected else ""
     codes = latent.encode_mean(model, test.images)

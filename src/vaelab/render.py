@@ -28,11 +28,7 @@ LOSS_CAPTION = ("Test loss per epoch. Each model is scored by its own loss (summ
 NA = "n/a"
 MISSING = "—"
 Tables = dict[str, tuple[str, list[list[str]]]]  # heading -> (source file pattern, rows [metric, value per model])
-
-
-def label(name: str) -> str:
-    """Column header of a model: ``vae_bce`` -> ``VAE-BCE``."""
-    return name.upper().replace("_", "-")
+Rows = list[tuple[str, str, list[str | None]]]  # (title, claim, figure path under reports/ or None per model)
 
 
 def fmt(value: Any) -> str:
@@ -45,23 +41,23 @@ def fmt(value: Any) -> str:
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = [header, ["---"] * len(header), *rows]
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+    return "\n".join("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in lines)
 
 
-def render_markdown(names: list[str], rows, losses: str, tables: Tables) -> str:
-    figs = [[f"**{title}**<br>{claim}", *(f"![{label(n)} {title}]({p})" if p else NA for n, p in zip(names, paths))]
+def render_markdown(labels: list[str], rows: Rows, losses: str, tables: Tables) -> str:
+    figs = [[f"**{title}**<br>{claim}", *(f"![{m} {title}]({p})" if p else NA for m, p in zip(labels, paths))]
             for title, claim, paths in rows]
     parts = ["# Autoencoder vs VAEs on MNIST", "", "Written by the `report` stage of `dvc repro`; every "
              "picture and number below is an output of the pipeline.", "", "## The data", "",
              "![MNIST training images](figures/data.png)", "", "## The models side by side", "",
-             _md_table(["", *map(label, names)], figs), "", "## Training", "", f"![test loss]({losses})", "",
+             _md_table(["", *labels], figs), "", "## Training", "", f"![test loss]({losses})", "",
              f"*{LOSS_CAPTION}*"]
     for heading, (source, table) in tables.items():
-        parts += ["", f"## {heading}", "", f"Read from `{source}`.", "", _md_table(["metric", *map(label, names)], table)]
+        parts += ["", f"## {heading}", "", f"Read from `{source}`.", "", _md_table(["metric", *labels], table)]
     return "\n".join(parts) + "\n"
 
 
-def render_html(names: list[str], rows, losses: str, tables: Tables,
+def render_html(labels: list[str], rows: Rows, losses: str, tables: Tables,
                 image: Callable[[str], bytes]) -> str:
     """The same report as one HTML file; ``image(rel_path)`` returns a figure's PNG bytes to embed."""
     def img(rel: str, alt: str) -> str:
@@ -74,16 +70,17 @@ def render_html(names: list[str], rows, losses: str, tables: Tables,
                                                   for r in body) + "</table>"
 
     figs = [[f"<b>{html.escape(title)}</b><br><small>{html.escape(claim)}</small>",
-             *(img(p, f"{label(n)} {title}") if p else NA for n, p in zip(names, paths))]
+             *(img(p, f"{m} {title}") if p else NA for m, p in zip(labels, paths))]
             for title, claim, paths in rows]
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>vaelab report</title><style>"
              "body{font-family:sans-serif;max-width:1400px;margin:auto} td,th{border:1px solid #ccc;padding:4px;"
              "vertical-align:top} table{border-collapse:collapse} td img{width:100%} td:first-child{width:16%}"
              "</style></head><body><h1>Autoencoder vs VAEs on MNIST</h1>",
              "<h2>The data</h2>", img("figures/data.png", "MNIST training images"),
-             "<h2>The models side by side</h2>", table(["", *map(label, names)], figs),
+             "<h2>The models side by side</h2>", table(["", *labels], figs),
              "<h2>Training</h2>", img(losses, "test loss"), f"<p><i>{html.escape(LOSS_CAPTION)}</i></p>"]
     for heading, (source, body) in tables.items():
         cells = [[html.escape(c) for c in r] for r in body]
-        parts += [f"<h2>{html.escape(heading)}</h2>", f"<p>Read from <code>{html.escape(source)}</code>.</p>", table(["metric", *map(label, names)], cells)]
+        parts += [f"<h2>{html.escape(heading)}</h2>", f"<p>Read from <code>{html.escape(source)}</code>.</p>",
+                  table(["metric", *labels], cells)]
     return "\n".join(parts) + "\n</body></html>\n"

@@ -19,8 +19,8 @@ from vaelab import charts, plots, tracking
 from vaelab.config import Params, flatten
 from vaelab.data import load_split
 from vaelab.experiment import write_atomic
-from vaelab.figures import expected_kinds, save_figures
-from vaelab.render import CLAIMS, Tables, fmt, label, render_html, render_markdown
+from vaelab.figures import expected_kinds, model_label, save_figures
+from vaelab.render import CLAIMS, Rows, Tables, fmt, render_html, render_markdown
 
 log = logging.getLogger(__name__)
 REPORTS = Path("reports")
@@ -60,7 +60,7 @@ def metrics_table(per_model: dict[str, dict]) -> list[list[str]]:
     return [[k, *(fmt(flat[n].get(k)) for n in per_model)] for k in keys]
 
 
-def figure_rows(params: Params) -> list[tuple[str, str, list[str | None]]]:
+def figure_rows(params: Params) -> Rows:
     """(title, claim, [figure path relative to reports/ or None per model]) for each figure kind."""
     drawn = {name: expected_kinds(cfg) for name, cfg in params.models.items()}
     return [(title, claim, [f"figures/{n}/{kind}.png" if kind in drawn[n] else None for n in params.models])
@@ -83,6 +83,7 @@ def write_report(params: Params, root: Path = Path(".")) -> Path:
     import mlflow
 
     names = list(params.models)
+    labels = [model_label(n) for n in names]
     reports = root / REPORTS
     rows = figure_rows(params)
     for _, _, paths in rows:
@@ -90,7 +91,7 @@ def write_report(params: Params, root: Path = Path(".")) -> Path:
         if missing:
             raise ReportError(f"{reports / missing[0]}: missing; run `dvc repro` to draw the figures")
     tables = metric_tables(names, root)
-    histories = {label(n): read_history(root / "plots" / n / "history.csv") for n in names}
+    histories = {model_label(n): read_history(root / "plots" / n / "history.csv") for n in names}
     train = load_split(root / "data", "train", params.figures.data_grid ** 2)
     experiment_id = tracking.setup(params.mlflow.experiment)
 
@@ -99,9 +100,9 @@ def write_report(params: Params, root: Path = Path(".")) -> Path:
         save_figures({"data": plots.data_grid(train.images, train.labels, params.figures.data_grid),
                       "test_loss": charts.loss_curves(histories)}, staging / "figures", params.figures.dpi)
         losses = "figures/test_loss.png"
-        write_atomic(staging / "report.md", render_markdown(names, rows, losses, tables))
+        write_atomic(staging / "report.md", render_markdown(labels, rows, losses, tables))
         image = (lambda rel: ((staging / rel) if (staging / rel).exists() else (reports / rel)).read_bytes())
-        write_atomic(staging / "report.html", render_html(names, rows, losses, tables, image))
+        write_atomic(staging / "report.html", render_html(labels, rows, losses, tables, image))
         tags = {k: v for k, v in tracking.run_tags("report", "report").items() if k != "model"}
         with mlflow.start_run(experiment_id=experiment_id, run_name="report", tags=tags):
             mlflow.log_params({"models": ",".join(names)})
