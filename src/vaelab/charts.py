@@ -67,7 +67,11 @@ def loss_curves(histories: dict[str, tuple[Sequence[float], Sequence[float]]], y
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{ylabel} (log scale)")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    all_epochs = sorted({e for xs, _ in histories.values() for e in xs})
+    if len(all_epochs) <= 12:  # a tick per epoch (also keeps a single epoch from getting fractional ticks)
+        ax.set_xticks(all_epochs)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     ax.set_title("Test loss per epoch (each model's own loss)")
