@@ -18,11 +18,12 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from vaelab.data import DataError
     from vaelab.download import DownloadError
     from vaelab.models import CheckpointError
+    from vaelab.report import ReportError
     from vaelab.tracking import TrackingError
     from vaelab.train import NonFiniteLossError
 
     return (ConfigError, DataError, DownloadError, CheckpointError, TrackingError, NonFiniteLossError,
-            MlflowException)
+            MlflowException, ReportError)
 
 
 def run_stage(name: str, work: Callable[[], T]) -> T:

@@ -74,6 +74,21 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class FiguresConfig:
+    """What the figure and report stages draw (never what is trained)."""
+
+    grid_size: int = field(default=20, metadata=_between(2, 100))  # manifold: grid_size x grid_size tiles
+    n_examples: int = field(default=20, metadata=_between(10, 200))  # reconstructions; >= 10: every digit
+    samples: int = field(default=10, metadata=_between(1, 50))  # prior samples: samples x samples grid
+    interp_pairs: int = field(default=6, metadata=_between(1, 50))  # interpolations: one row per pair
+    interp_steps: int = field(default=10, metadata=_between(2, 50))  # images per row, both ends included
+    data_grid: int = field(default=10, metadata=_between(1, 30))  # data.png: data_grid^2 training images
+    # Half-width of the VAE latent-scatter axes; null = fit the codes. The AE's axes are always [0, 1].
+    vae_range: float | None = field(default=4.0, metadata=_positive())
+    dpi: int = field(default=100, metadata=_between(30, 600))
+
+
+@dataclass(frozen=True)
 class Params:
     """Everything in params.yaml."""
 
@@ -83,6 +98,7 @@ class Params:
     mlflow: MlflowConfig = MlflowConfig()
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
+    figures: FiguresConfig = FiguresConfig()
 
     def model(self, name: str) -> ModelConfig:
         if name not in self.models:

@@ -109,3 +109,16 @@ def logged_steps(run_id: str, key: str) -> set[int]:
     from mlflow.tracking import MlflowClient
 
     return {m.step for m in MlflowClient().get_metric_history(run_id, key)}
+
+
+def latest_training_run(experiment_id: str, model: str) -> str:
+    """Id of the newest FINISHED run tagged ``model=<model>``: where a model's later artifacts belong."""
+    from mlflow.tracking import MlflowClient
+
+    runs = MlflowClient().search_runs(
+        [experiment_id], filter_string=f"tags.model = '{model}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        raise TrackingError(f"no finished MLflow run tagged model={model} in experiment {experiment_id} at "
+                            f"{tracking_uri()}; run `dvc repro -f train@{model}` to record one")
+    return runs[0].info.run_id

@@ -1,0 +1,78 @@
+"""Charts in the style of :mod:`vaelab.plots`: latent codes as scatter plots coloured by digit, and loss curves.
+
+Pure functions: arrays (numpy or torch) in, a matplotlib Figure out.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
+
+from vaelab.data import NUM_CLASSES
+from vaelab.plots import DIGIT_NORM, DIGITS, as_array, styled
+
+
+def _latent_axes(ax, limits: tuple[float, float], projected: bool) -> None:
+    ax.set_xlim(limits)
+    ax.set_ylim(limits)
+    ax.set_aspect("equal")
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$" + (" (first two coordinates)" if projected else ""))
+
+
+@styled
+def latent_scatter(codes, labels, limits: tuple[float, float], title: str, projected: bool = False) -> Figure:
+    """Codes (first two coordinates) coloured by digit, with a discrete colourbar 0-9."""
+    z, y = as_array(codes), as_array(labels)
+    fig = Figure(figsize=(6.4, 5.4), layout="constrained")
+    ax = fig.add_subplot()
+    points = ax.scatter(z[:, 0], z[:, 1], c=y, cmap=DIGITS, norm=DIGIT_NORM, s=2, alpha=0.6, linewidths=0)
+    _latent_axes(ax, limits, projected)
+    bar = fig.colorbar(points, ax=ax, ticks=range(NUM_CLASSES))
+    bar.set_label("digit")
+    bar.solids.set_alpha(1.0)
+    ax.set_title(title)
+    return fig
+
+
+@styled
+def latent_by_digit(codes, labels, limits: tuple[float, float], title: str, projected: bool = False) -> Figure:
+    """A 2x5 panel, one digit per panel over all codes in grey, every panel on the same axes."""
+    z, y = as_array(codes), as_array(labels)
+    fig = Figure(figsize=(12, 5.4), layout="constrained")
+    axes = fig.subplots(2, 5, sharex=True, sharey=True)
+    for digit, ax in enumerate(axes.flat):
+        ax.scatter(z[:, 0], z[:, 1], s=1, color="0.85", linewidths=0, rasterized=True)
+        mine = z[y == digit]
+        ax.scatter(mine[:, 0], mine[:, 1], s=2, color=DIGITS(digit), linewidths=0)
+        _latent_axes(ax, limits, projected)
+        ax.label_outer()
+        ax.set_title(f"digit {digit} ({len(mine)})")
+    fig.suptitle(title)
+    return fig
+
+
+@styled
+def loss_curves(histories: dict[str, tuple[Sequence[float], Sequence[float]]], ylabel: str = "test loss") -> Figure:
+    """Per-epoch curves of several models overlaid: ``{label: (epochs, values)}``, log scale."""
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    for label, (epochs, values) in histories.items():
+        ax.plot(epochs, values, marker="o", markersize=3, label=label)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{ylabel} (log scale)")
+    all_epochs = sorted({e for xs, _ in histories.values() for e in xs})
+    if len(all_epochs) <= 12:  # a tick per epoch (also keeps a single epoch from getting fractional ticks)
+        ax.set_xticks(all_epochs)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    ax.set_title("Test loss per epoch (each model's own loss)")
+    return fig
