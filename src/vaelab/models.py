@@ -96,13 +96,16 @@ def build(cfg: ModelConfig) -> Model:
 
 def save(model: Model, path: str | Path) -> None:
     """Write a checkpoint that ``load`` reads with ``weights_only=True`` (atomically: temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
+    save_payload({
         "format": FORMAT,
         "config": dataclasses.asdict(model.cfg),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-    }
+    }, Path(path))
+
+
+def save_payload(payload: dict, path: Path) -> None:
+    """``torch.save`` via a temporary file and a rename: never a half-written checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
     try:
@@ -113,19 +116,25 @@ def save(model: Model, path: str | Path) -> None:
         raise
 
 
+def load_payload(path: Path, fmt: str, missing_hint: str) -> dict:
+    """The dict saved by :func:`save_payload`, checked to carry ``format == fmt``; else CheckpointError."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint; {missing_hint}") from None
+    except Exception as err:  # torch raises many types for corrupt or foreign pickles
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise CheckpointError(f"{path}: not a vaelab checkpoint of format {fmt!r}")
+    return payload
+
+
 def load(path: str | Path, device: str | torch.device = "cpu") -> Model:
     """Load a trained model in eval mode. Never executes code from the file (``weights_only=True``)."""
     path = Path(path)
     if path.is_dir():
         path = path / "model.pt"
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such checkpoint; run `dvc repro` to train it") from None
-    except Exception as err:  # torch raises many types for corrupt or foreign pickles
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a vaelab model checkpoint (expected format {FORMAT!r})")
+    payload = load_payload(path, FORMAT, "run `dvc repro` to train it")
     try:
         model = build(from_dict(ModelConfig, payload["config"], "config"))
         model.load_state_dict(payload["state_dict"])

@@ -109,3 +109,17 @@ def logged_steps(run_id: str, key: str) -> set[int]:
     from mlflow.tracking import MlflowClient
 
     return {m.step for m in MlflowClient().get_metric_history(run_id, key)}
+
+
+def latest_run_id(experiment: str, model: str) -> str | None:
+    """The newest FINISHED run tagged ``model=<model>`` in ``experiment`` (its training run), or None."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri())
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = client.search_runs([found.experiment_id], filter_string=f"tags.model = '{model}' and "
+                              "attributes.status = 'FINISHED'", order_by=["attributes.start_time DESC"],
+                              max_results=1)
+    return runs[0].info.run_id if runs else None
