@@ -14,10 +14,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vaelab.config import ClassifierConfig, ConfigError, Params, from_dict
+from vaelab.config import ClassifierConfig, Params, from_dict
 from vaelab.data import INPUT_DIM, NUM_CLASSES, batches, load_split
 from vaelab.experiment import write_atomic
-from vaelab.models import CheckpointError, load_payload, mlp, save_payload
+from vaelab.models import load_module, mlp, save_module
 from vaelab.train import resolve_device
 
 log = logging.getLogger(__name__)
@@ -61,22 +61,13 @@ def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def save(net: nn.Module, cfg: ClassifierConfig, path: str | Path) -> None:
-    save_payload({"format": FORMAT, "config": {"hidden": list(cfg.hidden)},
-                  "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}, Path(path))
+    save_module(net, FORMAT, {"hidden": list(cfg.hidden)}, Path(path))
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """Load the classifier in eval mode (``weights_only=True``: no code runs from the file)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.pt"
-    payload = load_payload(path, FORMAT, "run `dvc repro classifier` to train it")
-    try:
-        net = build(from_dict(ClassifierConfig, payload["config"], "config"))
-        net.load_state_dict(payload["state_dict"])
-    except (ConfigError, RuntimeError, KeyError, TypeError) as err:
-        raise CheckpointError(f"{path}: checkpoint does not match its config: {err}") from None
-    return net.to(device).eval()
+    return load_module(path, FORMAT, lambda c: build(from_dict(ClassifierConfig, c, "config")),
+                       "run `dvc repro classifier` to train it", device)
 
 
 def train_classifier(params: Params, root: Path = Path(".")) -> dict:

@@ -13,6 +13,7 @@ import dataclasses
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -96,15 +97,19 @@ def build(cfg: ModelConfig) -> Model:
 
 def save(model: Model, path: str | Path) -> None:
     """Write a checkpoint that ``load`` reads with ``weights_only=True`` (atomically: temp file + rename)."""
-    save_payload({
-        "format": FORMAT,
-        "config": dataclasses.asdict(model.cfg),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-    }, Path(path))
+    save_module(model, FORMAT, dataclasses.asdict(model.cfg), Path(path))
 
 
-def save_payload(payload: dict, path: Path) -> None:
-    """``torch.save`` via a temporary file and a rename: never a half-written checkpoint."""
+def load(path: str | Path, device: str | torch.device = "cpu") -> Model:
+    """Load a trained model in eval mode. Never executes code from the file (``weights_only=True``)."""
+    return load_module(path, FORMAT, lambda c: build(from_dict(ModelConfig, c, "config")),
+                       "run `dvc repro` to train it", device)
+
+
+def save_module(module: nn.Module, fmt: str, config: dict, path: Path) -> None:
+    """Save ``{format, config, state_dict}`` via a temporary file and a rename: never half-written."""
+    payload = {"format": fmt, "config": config,
+               "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()}}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
@@ -116,8 +121,15 @@ def save_payload(payload: dict, path: Path) -> None:
         raise
 
 
-def load_payload(path: Path, fmt: str, missing_hint: str) -> dict:
-    """The dict saved by :func:`save_payload`, checked to carry ``format == fmt``; else CheckpointError."""
+def load_module(path: str | Path, fmt: str, build_from: Callable[[dict], nn.Module], missing_hint: str,
+                device: str | torch.device = "cpu") -> nn.Module:
+    """Read a :func:`save_module` checkpoint (a folder means its model.pt) in eval mode on ``device``.
+
+    ``weights_only=True``: no code from the file runs. Any problem raises CheckpointError naming the file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt"
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -126,18 +138,9 @@ def load_payload(path: Path, fmt: str, missing_hint: str) -> dict:
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(payload, dict) or payload.get("format") != fmt:
         raise CheckpointError(f"{path}: not a vaelab checkpoint of format {fmt!r}")
-    return payload
-
-
-def load(path: str | Path, device: str | torch.device = "cpu") -> Model:
-    """Load a trained model in eval mode. Never executes code from the file (``weights_only=True``)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.pt"
-    payload = load_payload(path, FORMAT, "run `dvc repro` to train it")
     try:
-        model = build(from_dict(ModelConfig, payload["config"], "config"))
-        model.load_state_dict(payload["state_dict"])
+        module = build_from(payload["config"])
+        module.load_state_dict(payload["state_dict"])
     except (ConfigError, RuntimeError, KeyError, TypeError) as err:
         raise CheckpointError(f"{path}: checkpoint does not match its config: {err}") from None
-    return model.to(device).eval()
+    return module.to(device).eval()
