@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 def score(model: models.Model, judge: torch.nn.Module, train: Split, test: Split, cfg: EvaluateConfig,
           seed: int) -> dict:
     """Every metric of one model on the test split (kNN fitted on the training split's codes)."""
-    sq = evaluate.reconstruction_error(model, test.images)
+    z_train, z_test = encode_mean(model, train.images), encode_mean(model, test.images)
+    sq = evaluate.reconstruction_error(model, test.images, z_test)
     out: dict = {"reconstruction": {"mse_per_image": sq.mean().item(), "mse_per_pixel": sq.mean().item() / INPUT_DIM}}
     if isinstance(model, models.VAE):
         gen = torch.Generator(next(model.parameters()).device).manual_seed(seed)
@@ -41,7 +42,6 @@ def score(model: models.Model, judge: torch.nn.Module, train: Split, test: Split
         out["elbo"] = {"neg_elbo": lik["neg_elbo"], "recon": lik["recon"], "kl": lik["kl"],
                        "kl_bits": lik["kl"] / math.log(2)}
         out["iwae"] = {"nll": lik["iwae_nll"], "samples": cfg.iwae_samples}
-    z_train, z_test = encode_mean(model, train.images), encode_mean(model, test.images)
     subset = torch.arange(len(z_test))
     if cfg.silhouette_size is not None and cfg.silhouette_size < len(z_test):
         subset = torch.randperm(len(z_test), generator=torch.Generator().manual_seed(seed))[:cfg.silhouette_size]
