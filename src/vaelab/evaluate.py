@@ -66,8 +66,11 @@ def decoder_log_likelihood(model: VAE) -> LogLikelihood:
 
 def importance_log_weights(x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, log_likelihood: LogLikelihood,
                            k: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """K samples z_k ~ q(z|x) per image; returns (log p(x|z_k) + log p(z_k) - log q(z_k|x), log p(x|z_k)), both [B, K]."""
-    eps = torch.randn((*mu.shape[:1], k, mu.shape[1]), generator=generator, device=mu.device, dtype=mu.dtype)
+    """Draw K samples z_k ~ q(z|x) = N(mu, exp(logvar)) per image.
+
+    Returns the log importance weights log p(x|z_k) + log p(z_k) - log q(z_k|x) and log p(x|z_k), both [B, K].
+    """
+    eps = torch.randn((mu.shape[0], k, mu.shape[1]), generator=generator, device=mu.device, dtype=mu.dtype)
     z = mu[:, None] + (0.5 * logvar).exp()[:, None] * eps
     log_q = -0.5 * (eps.pow(2) + logvar[:, None] + LOG_2PI).sum(-1)
     log_prior = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)

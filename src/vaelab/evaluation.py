@@ -34,11 +34,12 @@ def score(model: models.Model, judge: torch.nn.Module, train: Split, test: Split
           seed: int) -> dict:
     """Every metric of one model on the test split (kNN fitted on the training split's codes)."""
     z_train, z_test = encode_mean(model, train.images), encode_mean(model, test.images)
-    sq = evaluate.reconstruction_error(model, test.images, z_test)
-    out: dict = {"reconstruction": {"mse_per_image": sq.mean().item(), "mse_per_pixel": sq.mean().item() / INPUT_DIM}}
+    mse = evaluate.reconstruction_error(model, test.images, z_test).mean().item()
+    out: dict = {"reconstruction": {"mse_per_image": mse, "mse_per_pixel": mse / INPUT_DIM}}
     if isinstance(model, models.VAE):
         gen = torch.Generator(next(model.parameters()).device).manual_seed(seed)
-        lik = {k: v.mean().item() for k, v in evaluate.vae_likelihood(model, test.images, cfg.iwae_samples, gen).items()}
+        per_image = evaluate.vae_likelihood(model, test.images, cfg.iwae_samples, gen)
+        lik = {k: v.mean().item() for k, v in per_image.items()}
         out["elbo"] = {"neg_elbo": lik["neg_elbo"], "recon": lik["recon"], "kl": lik["kl"],
                        "kl_bits": lik["kl"] / math.log(2)}
         out["iwae"] = {"nll": lik["iwae_nll"], "samples": cfg.iwae_samples}
