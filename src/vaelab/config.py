@@ -89,6 +89,32 @@ class FiguresConfig:
 
 
 @dataclass(frozen=True)
+class ClassifierConfig:
+    """The digit classifier (stage `classifier`) that judges whether a decoded image looks like a digit."""
+
+    hidden: list[int] = field(default_factory=lambda: [256])
+    epochs: int = field(default=3, metadata=_min(1))
+    batch_size: int = field(default=128, metadata=_min(1))
+    lr: float = field(default=1e-3, metadata=_positive())
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """The `evaluate` stage: how hard to look at each trained model."""
+
+    # Importance samples per test image for the IWAE bound on log p(x) (VAEs only).
+    iwae_samples: int = field(default=200, metadata=_min(1))
+    # Neighbours for the kNN digit classifier in latent space.
+    knn_k: int = field(default=10, metadata=_min(1))
+    # Points for the silhouette score: a seeded random subset of the test latents; None = all.
+    silhouette_size: int | None = field(default=None, metadata=_min(2))
+    # The decoded manifold grid is grid_size x grid_size images (2-d latents only).
+    grid_size: int = field(default=20, metadata=_min(1))
+    # A decoded image "is a digit" when the classifier's top softmax probability reaches this.
+    threshold: float = field(default=0.9, metadata={"check": (lambda v: 0 < v <= 1), "expect": "in (0, 1]"})
+
+
+@dataclass(frozen=True)
 class Params:
     """Everything in params.yaml."""
 
@@ -99,6 +125,8 @@ class Params:
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     figures: FiguresConfig = FiguresConfig()
+    classifier: ClassifierConfig = ClassifierConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
 
     def model(self, name: str) -> ModelConfig:
         if name not in self.models:
