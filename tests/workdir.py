@@ -46,9 +46,9 @@ def train(workdir: Path, model: str, check: bool = True, **env: str) -> subproce
     return run(train_cmd(model), workdir, check=check, PYTHONPATH=str(REPO / "src"), **env)
 
 
-def start_train(workdir: Path, model: str, **env: str) -> subprocess.Popen:
-    """Start the train stage in the background (its output goes to ``workdir/stage.log``)."""
-    log = (workdir / "stage.log").open("w")
+def start_train(workdir: Path, model: str, log_name: str = "stage.log", **env: str) -> subprocess.Popen:
+    """Start the train stage in the background (its output goes to ``workdir/<log_name>``)."""
+    log = (workdir / log_name).open("w")
     return subprocess.Popen(train_cmd(model), cwd=workdir, env=stage_env(**env), stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
 
