@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import run
 from vaelab import models
 from vaelab.config import ModelConfig
 from vaelab.data import DataError, load_split
@@ -113,3 +114,17 @@ def test_models_load_rejects_corrupted_and_foreign_checkpoints(tmp_path: Path) -
                           (tmp_path / "missing.pt", "no such checkpoint")):
         with pytest.raises(CheckpointError, match=message):
             models.load(path)
+
+
+@pytest.mark.parametrize("repair", [["dvc", "repro", "download"], ["dvc", "checkout", "--force", "data/MNIST/raw"]],
+                         ids=["repro", "checkout"])
+def test_the_suggested_repair_restores_damaged_data(project: Path, repair: list[str]) -> None:
+    run(["dvc", "repro", "download"], project)
+    damaged = raw_dir(project / "data") / "t10k-images-idx3-ubyte"
+    damaged.write_bytes(damaged.read_bytes()[:1000])
+    with pytest.raises(DataError, match="dvc repro download"):
+        load_split(project / "data", "test")
+
+    run(repair, project)
+
+    assert load_split(project / "data", "test").images.shape == (10_000, 784)
