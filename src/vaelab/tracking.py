@@ -114,11 +114,10 @@ def tracked_run(name: str, experiment_id: str, run_id: str | None = None) -> Ite
     """
     import mlflow
 
-    if run_id is not None and not _resumable(run_id, experiment_id):
-        log.warning("MLflow run %s of the checkpoint is not in experiment %s of %s; starting a new run",
-                    run_id, experiment_id, tracking_uri())
-        run_id = None
     with recording("starting the run"):
+        if run_id and not _active_in(run_id, experiment_id):  # e.g. the checkpoint's run was deleted
+            log.warning("run %s of the checkpoint is not in experiment %s: starting a new run", run_id, experiment_id)
+            run_id = None
         run = mlflow.start_run(run_id=run_id, experiment_id=experiment_id, run_name=None if run_id else name,
                                tags=run_tags(name, f"train@{name}"))
     status = "FAILED"
@@ -138,13 +137,15 @@ def tracked_run(name: str, experiment_id: str, run_id: str | None = None) -> Ite
             log.warning("%s", err)
 
 
-def _resumable(run_id: str, experiment_id: str) -> bool:
+def _active_in(run_id: str, experiment_id: str) -> bool:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     try:
         info = MlflowClient().get_run(run_id).info
-    except MlflowException:
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
         return False
     return info.experiment_id == experiment_id and info.lifecycle_stage == "active"
 
