@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import run, set_params, subprocess_env
 from vaelab.models import load
 from vaelab.train import TERMS
 from workdir import epoch_steps, make_workdir, mlflow_runs, start_train, train
@@ -94,3 +97,24 @@ def test_checkpoint_of_other_params_is_set_aside(tmp_path: Path, mnist_root: Pat
     assert (workdir / "checkpoints" / f"{MODEL}.stale").exists()
     assert_same_result(workdir, reference)  # trained from scratch with its own params
     assert_each_epoch_once(workdir)
+
+
+def test_killed_dvc_repro_resumes_on_the_next_dvc_repro(project: Path, reference: Path) -> None:
+    set_params(project, **PARAMS)
+    run(["dvc", "repro", "download"], project)
+    dvc = subprocess.Popen(["dvc", "repro", f"train@{MODEL}"], cwd=project, env=subprocess_env(),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    checkpoint = project / "checkpoints" / f"{MODEL}.pt"
+    while not checkpoint.exists():
+        assert dvc.poll() is None, "dvc repro ended before the first checkpoint"
+        time.sleep(0.01)
+    os.killpg(dvc.pid, signal.SIGKILL)  # dvc and the stage it runs, like a lost terminal or machine
+    dvc.wait()
+    assert not (project / "models" / MODEL / "model.pt").exists()
+
+    proc = run(["dvc", "repro", f"train@{MODEL}"], project)
+
+    assert "resuming after epoch" in proc.stdout + proc.stderr
+    assert_same_result(project, reference)
+    assert_each_epoch_once(project)
+    assert run(["dvc", "status", f"train@{MODEL}"], project).stdout.strip().endswith("up to date.")
