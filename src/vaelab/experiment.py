@@ -22,8 +22,6 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
 from vaelab import models, tracking
 from vaelab.config import Params, flatten
 from vaelab.data import load_split
@@ -79,8 +77,7 @@ def train_model(params: Params, name: str, root: Path = Path(".")) -> list[Epoch
     state_path = root / "checkpoints" / f"{name}.pt"
     state_fp = fingerprint(settings, data=train.images)
     resume = load_state(state_path, state_fp)
-    torch.manual_seed(params.seed)  # the initial weights are part of the reproducible result
-    model = models.build(cfg)
+    model = models.build(cfg, seed=params.seed)
 
     with tempfile.TemporaryDirectory(dir=root, prefix=".train-") as tmp:
         staging = Path(tmp)

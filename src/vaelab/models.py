@@ -89,9 +89,12 @@ class VAE(nn.Module):
 Model = Autoencoder | VAE
 
 
-def build(cfg: ModelConfig) -> Model:
-    """A freshly initialised model for one row of the experiment matrix."""
-    return Autoencoder(cfg) if cfg.kind == "ae" else VAE(cfg)
+def build(cfg: ModelConfig, seed: int | None = None) -> Model:
+    """A freshly initialised model for one row of the experiment matrix (seeded: reproducible weights)."""
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        return Autoencoder(cfg) if cfg.kind == "ae" else VAE(cfg)
 
 
 def save(model: Model, path: str | Path) -> None:
