@@ -8,6 +8,8 @@ key path, the value and what was expected, before any work is done.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +20,8 @@ import yaml
 
 
 MNIST_TRAIN_SIZE = 60_000
+# YAML 1.1 (PyYAML) reads `1e-3` as a string; DVC's YAML 1.2 reads it as a float. Accept both.
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 class ConfigError(ValueError):
@@ -62,15 +66,12 @@ class ModelConfig:
     kind: Literal["ae", "vae"]
     latent_dim: int = field(default=2, metadata=_min(1))
     # Widths of the three hidden layers: with the in/out layer that makes four linear layers a side.
-    hidden: list[int] = field(default_factory=lambda: [512, 256, 128])
+    hidden: list[int] = field(default_factory=lambda: [512, 256, 128], metadata={
+        "check": (lambda v: len(v) >= 1 and min(v) >= 1), "expect": "a non-empty list of widths >= 1"})
     # Decoder likelihood: "gaussian" (fixed unit variance: half the squared error) or "bernoulli" (BCE).
     likelihood: Literal["gaussian", "bernoulli"] = "gaussian"
     # Weight of the KL term (VAE only): 1 is the ELBO, other values a beta-VAE.
     beta: float = field(default=1.0, metadata=_min(0.0))
-
-    def __post_init__(self) -> None:
-        if len(self.hidden) < 1 or any(h < 1 for h in self.hidden):
-            raise ConfigError(f"hidden = {self.hidden!r}: expected a non-empty list of widths >= 1")
 
 
 @dataclass(frozen=True)
@@ -160,8 +161,11 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         return {str(k): _convert(inner, v, f"{path}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, path)
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    if tp is float and not isinstance(value, bool):
+        if isinstance(value, int) or (isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip())):
+            value = float(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{path} = {value!r}: expected a finite number")
     # bool is a subclass of int in Python, but `epochs: true` is a mistake, not 1 epoch.
     if isinstance(value, bool) != (tp is bool) or not isinstance(value, tp):
         raise ConfigError(f"{path} = {value!r}: expected {tp.__name__}")
@@ -191,10 +195,7 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
         if check is not None and value is not None and not check(value):
             raise ConfigError(f"{key} = {value!r}: expected {f.metadata['expect']}")
         kwargs[name] = value
-    try:
-        return cls(**kwargs)
-    except ConfigError as err:
-        raise ConfigError(f"{where}: {err}") from None
+    return cls(**kwargs)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -34,7 +34,7 @@ class Split(NamedTuple):
 
 
 def _read_idx(path: Path, magic: int, dims: tuple[int, ...]) -> np.ndarray:
-    hint = "re-run `dvc repro download` (or `dvc checkout data`) to restore it"
+    hint = "re-run `dvc repro download` (or `dvc checkout --force data/MNIST/raw`) to restore it"
     try:
         blob = path.read_bytes()
     except FileNotFoundError:

@@ -28,6 +28,9 @@ from vaelab.data import load_split
 from vaelab.train import Epoch, fingerprint, fit, load_state, resolve_device
 
 log = logging.getLogger(__name__)
+# Staged file -> where dvc.yaml declares it.
+OUTPUTS = {"model.pt": "models/{name}/model.pt", "history.csv": "plots/{name}/history.csv",
+           "metrics.json": "metrics/{name}.json"}
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -66,51 +69,52 @@ def train_model(params: Params, name: str, root: Path = Path(".")) -> list[Epoch
     experiment_id = tracking.setup(params.mlflow.experiment)  # fails fast if the server is down
     train = load_split(root / "data", "train", params.data.train_size)
     test = load_split(root / "data", "test")
+    for dest in OUTPUTS.values():  # an earlier result must not outlive a failed re-run (as under DVC)
+        (root / dest.format(name=name)).unlink(missing_ok=True)
 
     settings = {"model": asdict(cfg), "train": asdict(params.train), "seed": params.seed,
                 "train_size": params.data.train_size}
     state_path = root / "checkpoints" / f"{name}.pt"
     state_fp = fingerprint(settings, data=train.images)
     resume = load_state(state_path, state_fp)
-    run_id = resume["extra"].get("run_id") if resume else None
+    model = models.build(cfg, seed=params.seed)
 
-    with mlflow.start_run(run_id=run_id, experiment_id=experiment_id, run_name=None if run_id else name,
-                          tags=tracking.run_tags(name, f"train@{name}")) as run:
-        if run_id is None:
-            mlflow.log_params({**flatten(settings), "device": str(device)})
-        else:  # a resumed run: record the epochs the interrupted process finished but did not log
-            done = tracking.logged_steps(run_id, "test_loss")
-            for epoch in resume["history"]:
-                if epoch["epoch"] not in done:
-                    mlflow.log_metrics(Epoch(**epoch).flat(), step=epoch["epoch"])
+    with tempfile.TemporaryDirectory(dir=root, prefix=".train-") as tmp:
+        staging = Path(tmp)
+        run_id = resume["extra"].get("run_id") if resume else None
+        with tracking.tracked_run(name, experiment_id, run_id) as run:
+            with tracking.recording("recording params and resumed epochs"):
+                if run.info.run_id != run_id:  # a new run
+                    mlflow.log_params({**flatten(settings), "device": str(device)})
+                # Record the epochs an interrupted process finished (checkpointed) but did not log.
+                done = tracking.logged_steps(run.info.run_id, "test_loss")
+                for epoch in resume["history"] if resume else []:
+                    if epoch["epoch"] not in done:
+                        mlflow.log_metrics(Epoch(**epoch).flat(), step=epoch["epoch"])
 
-        model = models.build(cfg, seed=params.seed)
-        history = fit(
-            model, train.images, test.images, params.train, seed=params.seed, name=name, device=device,
-            state_path=state_path, state_fingerprint=state_fp, resume=resume,
-            extra={"run_id": run.info.run_id},
-            on_epoch=lambda e: mlflow.log_metrics(e.flat(), step=e.epoch),
-        )
-        # Outputs go to temporary names first and are published only once MLflow has them too.
-        staging = Path(tempfile.mkdtemp(dir=root, prefix=".train-"))
-        try:
+            def log_epoch(e: Epoch) -> None:
+                with tracking.recording(f"recording epoch {e.epoch}"):
+                    mlflow.log_metrics(e.flat(), step=e.epoch)
+
+            history = fit(
+                model, train.images, test.images, params.train, seed=params.seed, name=name, device=device,
+                state_path=state_path, state_fingerprint=state_fp, resume=resume,
+                extra={"run_id": run.info.run_id}, on_epoch=log_epoch,
+            )
+            # Outputs are staged first and published only once MLflow has them and the run is FINISHED.
             models.save(model, staging / "model.pt")
             write_atomic(staging / "history.csv", history_csv(history))
             write_atomic(staging / "metrics.json", json.dumps(final_metrics(history), indent=2) + "\n")
-            mlflow.log_artifacts(str(staging), artifact_path="outputs")
-            publish(staging, root, name)
-        finally:
-            for leftover in staging.glob("*"):
-                leftover.unlink()
-            staging.rmdir()
+            with tracking.recording("uploading the outputs"):
+                mlflow.log_artifacts(str(staging), artifact_path="outputs")
+        publish(staging, root, name)
     state_path.unlink(missing_ok=True)  # finished: the DVC outputs are now the result
     return history
 
 
 def publish(staging: Path, root: Path, name: str) -> None:
     """Move the staged files to where dvc.yaml declares them."""
-    for src, dest in (("model.pt", f"models/{name}/model.pt"), ("history.csv", f"plots/{name}/history.csv"),
-                      ("metrics.json", f"metrics/{name}.json")):
-        target = root / dest
+    for src, dest in OUTPUTS.items():
+        target = root / dest.format(name=name)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / src, target)

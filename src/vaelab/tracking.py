@@ -15,10 +15,13 @@ import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 log = logging.getLogger(__name__)
 PREFLIGHT_TIMEOUT_S = 5.0
+# MLflow's HTTP client retries 7 times with exponential backoff (minutes) and waits 120 s per request;
+# a server that dies mid-run should fail the stage in seconds instead. The user's settings win.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
 
 class TrackingError(RuntimeError):
@@ -44,6 +47,8 @@ def check_reachable(uri: str, timeout: float = PREFLIGHT_TIMEOUT_S) -> None:
     try:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
             pass
+    except urllib.error.HTTPError:
+        return  # it answered (an error status still means a live server, e.g. behind a proxy)
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
         raise TrackingError(
@@ -74,8 +79,10 @@ def setup(experiment: str) -> str:
 
     uri = tracking_uri()
     check_reachable(uri)
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     mlflow.set_tracking_uri(uri)
-    with _store_lock(uri):
+    with _store_lock(uri), recording("opening the experiment"):
         found = mlflow.get_experiment_by_name(experiment)
         if found is not None:
             return found.experiment_id
@@ -83,6 +90,64 @@ def setup(experiment: str) -> str:
         # created from a temporary copy (`dvc exp run --queue`) does not point into a deleted folder.
         location = (project_root() / "mlruns").as_uri() if _sqlite_path(uri) else None
         return mlflow.create_experiment(experiment, artifact_location=location)
+
+
+@contextlib.contextmanager
+def recording(what: str) -> Iterator[None]:
+    """Turn any failure of the tracking store inside the block into one TrackingError naming the URI."""
+    try:
+        yield
+    except TrackingError:
+        raise
+    except Exception as err:  # noqa: BLE001 - MLflow, SQLAlchemy and requests raise many types
+        raise TrackingError(
+            f"MLflow tracking at {tracking_uri()} failed while {what} ({type(err).__name__}: {err}); "
+            "finished epochs are kept in checkpoints/: fix the store or server and re-run to resume"
+        ) from err
+
+
+@contextlib.contextmanager
+def tracked_run(name: str, experiment_id: str, run_id: str | None = None) -> Iterator[Any]:
+    """Start (or resume) the run of model ``name``; end it FINISHED, FAILED, or KILLED if interrupted.
+
+    If ending the run fails too (the server is down), the original error is the one reported.
+    """
+    import mlflow
+
+    with recording("starting the run"):
+        if run_id and not _active_in(run_id, experiment_id):  # e.g. the checkpoint's run was deleted
+            log.warning("run %s of the checkpoint is not in experiment %s: starting a new run", run_id, experiment_id)
+            run_id = None
+        run = mlflow.start_run(run_id=run_id, experiment_id=experiment_id, run_name=None if run_id else name,
+                               tags=run_tags(name, f"train@{name}"))
+    status = "FAILED"
+    try:
+        yield run
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        try:
+            with recording(f"marking the run {status}"):
+                mlflow.end_run(status)
+        except TrackingError as err:
+            if status == "FINISHED":
+                raise
+            log.warning("%s", err)
+
+
+def _active_in(run_id: str, experiment_id: str) -> bool:
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        info = MlflowClient().get_run(run_id).info
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        return False
+    return info.experiment_id == experiment_id and info.lifecycle_stage == "active"
 
 
 def git_commit(cwd: Path | None = None) -> str | None:

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import torch
 from tqdm import tqdm
 
-from vaelab.config import TrainConfig
+from vaelab.config import ConfigError, TrainConfig
 from vaelab.data import batches
 from vaelab.models import Model
 
@@ -50,6 +50,8 @@ def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when present, else the CPU."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device = 'cuda': expected a machine with CUDA; use 'auto' or 'cpu' here")
     return torch.device(name)
 
 
@@ -158,6 +160,10 @@ def fit(
                 sums[k] += out[k].item() * len(idx)
             bar.set_postfix(loss=f"{sums['loss'] / seen:.2f}", refresh=False)
         result = Epoch(epoch, {k: v / seen for k, v in sums.items()}, evaluate_loss(model, test_x, cfg.batch_size))
+        if not all(math.isfinite(v) for v in result.flat().values()):
+            # The last step can leave NaN weights that no training batch saw: never record them.
+            raise NonFiniteLossError(f"{name}: non-finite losses {result.flat()} at epoch {epoch}, "
+                                     f"batch {step} (after the last step); lower train.lr (now {cfg.lr})")
         history.append(result)
         log.info("%s epoch %d/%d: train loss %.3f, test loss %.3f", name, epoch, cfg.epochs,
                  result.train["loss"], result.test["loss"])

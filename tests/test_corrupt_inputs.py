@@ -1,0 +1,130 @@
+"""Corrupted data files and checkpoints are detected when read; loading never runs code from a file."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import run
+from vaelab import models
+from vaelab.config import ModelConfig
+from vaelab.data import DataError, load_split
+from vaelab.download import raw_dir
+from vaelab.models import CheckpointError
+from vaelab.train import load_state
+
+
+@pytest.fixture
+def data_copy(tmp_path: Path, mnist_root: Path) -> Path:
+    """A private, writable copy of the verified unpacked MNIST files."""
+    dest = raw_dir(tmp_path / "data")
+    dest.mkdir(parents=True)
+    for f in raw_dir(mnist_root).iterdir():
+        if not f.name.endswith(".gz"):
+            shutil.copyfile(f, dest / f.name)
+    return tmp_path / "data"
+
+
+def test_intact_copy_loads(data_copy: Path) -> None:
+    assert load_split(data_copy, "test").images.shape == (10_000, 784)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "header", "append", "labels"])
+def test_damaged_mnist_file_is_detected_with_a_repair_hint(data_copy: Path, damage: str) -> None:
+    split, name = ("test", "t10k-images-idx3-ubyte") if damage != "labels" else ("test", "t10k-labels-idx1-ubyte")
+    path = raw_dir(data_copy) / name
+    blob = bytearray(path.read_bytes())
+    if damage == "truncate":
+        blob = blob[: len(blob) // 2]
+    elif damage == "header":
+        blob[3] ^= 0xFF  # magic number 2051 -> something else
+    elif damage == "append":
+        blob += b"\0" * 16
+    else:
+        blob[8] = 200  # a label outside 0-9
+    path.write_bytes(bytes(blob))
+
+    with pytest.raises(DataError) as err:
+        load_split(data_copy, split)
+    assert "dvc repro download" in str(err.value)
+
+
+class Exploit:
+    """Unpickling this runs open(marker, "w"): the file appears only if code from the file executes."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def malicious_files(tmp_path: Path) -> tuple[Path, list[Path]]:
+    marker = tmp_path / "pwned"
+    raw = tmp_path / "raw-pickle.pt"
+    raw.write_bytes(pickle.dumps({"format": models.FORMAT, "x": Exploit(marker)}))
+    zipped = tmp_path / "torch-save.pt"
+    torch.save({"format": models.FORMAT, "x": Exploit(marker)}, zipped)
+    # Prove the payload is live: an unsafe load does create the marker.
+    torch.load(zipped, weights_only=False).get("x").close()
+    assert marker.exists()
+    marker.unlink()
+    return marker, [raw, zipped]
+
+
+def test_models_load_refuses_malicious_pickles_without_running_them(tmp_path: Path) -> None:
+    marker, files = malicious_files(tmp_path)
+    for path in files:
+        with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+            models.load(path)
+    assert not marker.exists()
+
+
+def test_resume_state_refuses_malicious_pickles_without_running_them(tmp_path: Path) -> None:
+    marker, files = malicious_files(tmp_path)
+    for path in files:
+        assert load_state(path, "any") is None
+        assert path.with_suffix(".stale").exists()  # set aside, never trusted
+    assert not marker.exists()
+
+
+def test_models_load_rejects_corrupted_and_foreign_checkpoints(tmp_path: Path) -> None:
+    good = tmp_path / "good.pt"
+    models.save(models.build(ModelConfig(kind="vae", hidden=[16])), good)
+    assert models.load(good).cfg.hidden == [16]
+
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: os.path.getsize(good) // 2])
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weight": torch.zeros(3)}, foreign)
+    mismatched = tmp_path / "mismatched.pt"
+    payload = torch.load(good, weights_only=True)
+    payload["config"]["latent_dim"] = 5
+    torch.save(payload, mismatched)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(os.urandom(4096))
+
+    for path, message in ((truncated, "not a readable checkpoint"), (foreign, "not a vaelab model checkpoint"),
+                          (mismatched, "does not match its config"), (garbage, "not a readable checkpoint"),
+                          (tmp_path / "missing.pt", "no such checkpoint")):
+        with pytest.raises(CheckpointError, match=message):
+            models.load(path)
+
+
+@pytest.mark.parametrize("repair", [["dvc", "repro", "download"], ["dvc", "checkout", "--force", "data/MNIST/raw"]],
+                         ids=["repro", "checkout"])
+def test_the_suggested_repair_restores_damaged_data(project: Path, repair: list[str]) -> None:
+    run(["dvc", "repro", "download"], project)
+    damaged = raw_dir(project / "data") / "t10k-images-idx3-ubyte"
+    damaged.write_bytes(damaged.read_bytes()[:1000])
+    with pytest.raises(DataError, match="dvc repro download"):
+        load_split(project / "data", "test")
+
+    run(repair, project)
+
+    assert load_split(project / "data", "test").images.shape == (10_000, 784)

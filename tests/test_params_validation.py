@@ -1,0 +1,86 @@
+"""Bad params stop a stage before any work: one message naming key path, value and expectation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, run, set_params
+from workdir import train
+
+
+def bad_params(tmp_path: Path, edit) -> Path:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    edit(params)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return tmp_path
+
+
+CASES = {
+    "unknown key": (lambda p: p["train"].update(epoch=3), ["train.epoch", "unknown key", "epochs"]),
+    "wrong type": (lambda p: p["train"].update(batch_size="big"), ["train.batch_size", "'big'", "expected int"]),
+    "bool as int": (lambda p: p["train"].update(epochs=True), ["train.epochs", "True", "expected int"]),
+    "epochs < 1": (lambda p: p["train"].update(epochs=0), ["train.epochs = 0", ">= 1"]),
+    "latent_dim < 1": (lambda p: p["models"]["ae"].update(latent_dim=0), ["models.ae.latent_dim = 0", ">= 1"]),
+    "lr <= 0": (lambda p: p["train"].update(lr=0.0), ["train.lr = 0.0", "> 0"]),
+    "lr infinite": (lambda p: p["train"].update(lr=float("inf")), ["train.lr = inf", "finite"]),
+    "batch_size < 1": (lambda p: p["train"].update(batch_size=-5), ["train.batch_size = -5", ">= 1"]),
+    "unknown kind": (lambda p: p["models"]["ae"].update(kind="gan"), ["models.ae.kind = 'gan'", "'ae', 'vae'"]),
+    "unknown likelihood": (lambda p: p["models"]["ae"].update(likelihood="poisson"),
+                           ["models.ae.likelihood = 'poisson'", "'gaussian', 'bernoulli'"]),
+    "hidden width 0": (lambda p: p["models"]["ae"].update(hidden=[512, 0]), ["models.ae.hidden = [512, 0]", ">= 1"]),
+    "train_size > data": (lambda p: p["data"].update(train_size=60001),
+                          ["data.train_size = 60001", "between 1 and 60000"]),
+    "unknown model": (lambda p: p["models"].pop("ae"), ["models.ae", "no such model"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_load_params_names_key_value_and_expectation(tmp_path: Path, case: str) -> None:
+    from vaelab.config import ConfigError, load_params
+
+    edit, expected = CASES[case]
+    bad_params(tmp_path, edit)
+    with pytest.raises(ConfigError) as err:
+        load_params(tmp_path / "params.yaml").model("ae")  # the train stage's first two calls
+    for fragment in expected:
+        assert fragment in str(err.value)
+
+
+# Through the real stage CLI (each start costs seconds, so a representative subset).
+@pytest.mark.parametrize("case", ["unknown key", "wrong type", "epochs < 1", "unknown likelihood",
+                                  "train_size > data", "unknown model"])
+def test_bad_params_stop_the_train_stage_before_any_work(tmp_path: Path, case: str) -> None:
+    edit, expected = CASES[case]
+    workdir = bad_params(tmp_path, edit)
+    before = sorted(p.name for p in workdir.iterdir())
+
+    proc = train(workdir, "ae", check=False)
+
+    assert proc.returncode == 1, proc.stderr
+    for fragment in expected:
+        assert fragment in proc.stderr, (fragment, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in workdir.iterdir()) == before  # no mlflow.db, models/, checkpoints/
+
+
+def test_yaml_1_1_float_text_is_read_as_a_float(tmp_path: Path) -> None:
+    from vaelab.config import load_params
+
+    (tmp_path / "p.yaml").write_text((REPO / "params.yaml").read_text().replace("lr: 0.001", "lr: 1e-3"))
+    assert load_params(tmp_path / "p.yaml").train.lr == 1e-3
+
+
+def test_dvc_repro_with_bad_params_fails_and_records_nothing(project: Path) -> None:
+    set_params(project, train__epochs=0)
+
+    proc = run(["dvc", "repro", "train@ae"], project, check=False)
+
+    assert proc.returncode != 0
+    assert "train.epochs = 0: expected >= 1" in proc.stdout + proc.stderr
+    assert not (project / "models" / "ae").exists()
+    assert not (project / "metrics" / "ae.json").exists()
+    lock = project / "dvc.lock"
+    assert not lock.exists() or "train@ae" not in lock.read_text()

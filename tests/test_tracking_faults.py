@@ -1,0 +1,130 @@
+"""A tracking server that does not answer fails the stage early; one that dies mid-run fails it clearly.
+
+Policy (vaelab.experiment): a tracking write that fails mid-run fails the stage, naming the URI;
+the per-epoch resume checkpoint keeps every finished epoch, so the re-run loses nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from conftest import BIN
+from workdir import epoch_steps, make_workdir, mlflow_runs, stage_env, start_train, train, train_cmd
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train_against(workdir: Path, uri: str) -> subprocess.CompletedProcess:
+    # The timeout only keeps a regression (a hang) from blocking the suite; it asserts nothing.
+    return subprocess.run(train_cmd("ae"), cwd=workdir, env=stage_env(MLFLOW_TRACKING_URI=uri),
+                          capture_output=True, text=True, timeout=300)
+
+
+def assert_failed_before_training(workdir: Path, proc: subprocess.CompletedProcess, uri: str) -> None:
+    assert proc.returncode == 1, proc.stderr
+    assert f"train@ae failed: MLflow tracking server {uri} did not answer" in proc.stderr
+    assert "epoch" not in proc.stderr  # no training started
+    for name in ("checkpoints", "models", "metrics", "mlflow.db"):
+        assert not (workdir / name).exists(), name
+
+
+def test_closed_port_fails_before_training(tmp_path: Path, mnist_root: Path) -> None:
+    workdir = make_workdir(tmp_path / "w", mnist_root)
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+
+    proc = train_against(workdir, uri)
+
+    assert_failed_before_training(workdir, proc, uri)
+    assert "Connection refused" in proc.stderr
+
+
+def test_server_that_never_replies_fails_before_training(tmp_path: Path, mnist_root: Path) -> None:
+    workdir = make_workdir(tmp_path / "w", mnist_root)
+    with socket.socket() as silent:  # the kernel accepts connections (backlog); nobody ever answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        uri = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        proc = train_against(workdir, uri)
+
+    assert_failed_before_training(workdir, proc, uri)
+    assert "timed out" in proc.stderr
+
+
+class Server:
+    """A real ``mlflow server`` on 127.0.0.1 with its store in ``folder``; restartable."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.port = folder, free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+             "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
+             "--artifacts-destination", str(self.folder / "artifacts")],
+            stdout=(self.folder / "server.log").open("a"), stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, (self.folder / "server.log").read_text()
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.5)
+        pytest.fail("mlflow server did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: the server and its workers
+            self.proc.wait()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    folder = tmp_path / "server"
+    folder.mkdir()
+    srv = Server(folder)
+    srv.start()
+    yield srv
+    srv.kill()
+
+
+def test_server_dying_mid_run_fails_clearly_and_the_rerun_resumes(tmp_path: Path, mnist_root: Path,
+                                                                  server: Server) -> None:
+    epochs = 12
+    workdir = make_workdir(tmp_path / "w", mnist_root, train__epochs=epochs, train__batch_size=50)
+    proc = start_train(workdir, "ae", MLFLOW_TRACKING_URI=server.uri)
+    while not (workdir / "checkpoints" / "ae.pt").exists():
+        assert proc.poll() is None, (workdir / "stage.log").read_text()
+        time.sleep(0.01)
+    server.kill()
+
+    assert proc.wait(timeout=300) == 1
+    log = (workdir / "stage.log").read_text()
+    assert f"train@ae failed: MLflow tracking at {server.uri} failed while recording epoch" in log
+    assert "re-run to resume" in log
+    assert (workdir / "checkpoints" / "ae.pt").exists()
+    assert not (workdir / "models" / "ae" / "model.pt").exists()
+
+    server.start()
+    rerun = train(workdir, "ae", MLFLOW_TRACKING_URI=server.uri)
+
+    assert "resuming after epoch" in rerun.stderr
+    assert (workdir / "models" / "ae" / "model.pt").exists()
+    (run,) = mlflow_runs(workdir, uri=server.uri)
+    assert run.info.status == "FINISHED"
+    assert epoch_steps(run, uri=server.uri) == list(range(1, epochs + 1))
