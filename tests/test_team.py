@@ -95,17 +95,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def api(base: str, path: str, body: dict | None = None, **query: str) -> bytes:
+def api(base: str, endpoint: str, body: dict | None = None, **query: str) -> bytes:
     """One call of the server's REST API: POST ``body`` as JSON if given, else GET with ``query``."""
-    url = f"{base}{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+    url = f"{base}{endpoint}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as resp:
         return resp.read()
 
 
-def api_json(base: str, path: str, body: dict | None = None, **query: str) -> dict:
-    return json.loads(api(base, path, body, **query))
+def api_json(base: str, endpoint: str, body: dict | None = None, **query: str) -> dict:
+    return json.loads(api(base, endpoint, body, **query))
 
 
 @pytest.fixture
