@@ -82,6 +82,12 @@ def test_queued_experiments_record_into_the_projects_mlflow_store(project: Path,
         assert json.loads(Path(local).read_text()) == dvc_metrics
     assert not list((project / ".dvc" / "tmp").rglob("mlflow.db"))
 
+    # The rate–distortion parser reads this real `dvc exp show --json`: baseline + one point per sweep.
+    points = {(p.model, p.beta, p.latent_dim): p for p in points_from_exp_show(shown)}
+    assert set(points) == {("vae_bce", 1.0, 2), ("vae_bce", 4.0, 2), ("vae_mse", 1.0, 2), ("vae_mse", 1.0, 4)}
+    bce4 = rows["bce-beta4"]["metrics"]["metrics/vae_bce.json"]["data"]["test"]
+    assert (points[("vae_bce", 4.0, 2)].rate_nats, points[("vae_bce", 4.0, 2)].distortion) == (bce4["kl"], bce4["recon"])
+
 
 def test_changed_params_lists_only_what_differs() -> None:
     base = {"seed": 1, "models": {"a": {"beta": 1.0, "hidden": [4]}}}
@@ -230,7 +236,8 @@ def test_rate_distortion_points_from_exp_show() -> None:
     points = points_from_exp_show(doc)
     # Baseline once per model, the beta and latent points; not the two-factor, other-epochs or failed rows.
     assert {(p.model, p.beta, p.latent_dim, p.exp) for p in points} == {
-        ("vae_bce", 1.0, 2, "main"), ("vae_bce", 4.0, 2, "b4"), ("vae_bce", 1.0, 8, "z8"), ("vae_mse", 1.0, 2, "main")}
+        ("vae_bce", 1.0, 2, "main (baseline)"), ("vae_bce", 4.0, 2, "b4"), ("vae_bce", 1.0, 8, "z8"),
+        ("vae_mse", 1.0, 2, "main (baseline)")}
     bce = sweeps(points, "vae_bce")
     assert [p.beta for p in bce["beta"]] == [1.0, 4.0] and [p.latent_dim for p in bce["latent_dim"]] == [2, 8]
     assert next(p for p in points if p.exp == "b4").rate_bits == pytest.approx(2.0 / 0.6931471805599453)

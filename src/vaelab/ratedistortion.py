@@ -28,7 +28,7 @@ class Point:
     latent_dim: int
     rate_nats: float       # test KL(q(z|x) || p(z)) per image
     distortion: float      # test reconstruction term per image
-    exp: str               # the `dvc exp show` row it was read from
+    exp: str               # the `dvc exp show` row it was read from (the baseline: "<branch> (baseline)")
 
     @property
     def rate_bits(self) -> float:
@@ -41,7 +41,7 @@ def _rows(exp_show: list[dict]) -> tuple[dict, list[tuple[str, dict]]]:
     if not commits:
         raise ValueError("dvc exp show --json: no baseline commit with data")
     base = commits[0]
-    rows = [(base.get("name") or base["rev"][:7], base["data"])]
+    rows = [(f"{base.get('name') or base['rev'][:7]} (baseline)", base["data"])]
     for exp in base.get("experiments") or []:
         executor = exp.get("executor") or {}
         if executor.get("state") not in (None, "success"):
