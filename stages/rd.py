@@ -29,7 +29,8 @@ Rate is the test KL(q(z|x) || p(z)) per image (`test.kl` of `metrics/<model>.jso
 bits (nats / ln 2). Distortion is the model's own test reconstruction term (`test.recon`): nats of
 binary cross-entropy for `vae_bce`, half the summed squared error for `vae_mse` — different units,
 hence one panel per model. Every point is an experiment that differs from the baseline commit
-({baseline}) only in that model's `beta` or `latent_dim`.
+({baseline}) only in that model's `beta` or `latent_dim`; all share the baseline's training settings:
+{training}.
 """
 
 SWEEP = """for m in vae_bce vae_mse; do
@@ -69,8 +70,12 @@ def write_report(data: list[dict], out_dir: Path) -> Path:
     os.replace(tmp, png)
     md = out_dir / "rd.md"
     baseline = f"`{base.get('name') or ''}` {base['rev'][:7]}".strip()
+    given = ((base["data"].get("params") or {}).get("params.yaml") or {}).get("data") or {}
+    training = ", ".join(f"`{k}: {given.get(k.split('.')[0], {}).get(k.split('.')[1])}`"
+                         for k in ("data.train_size", "train.epochs", "train.batch_size", "train.lr"))
     write_atomic(md, "# Rate–distortion of the VAEs\n\n![rate–distortion](figures/rd.png)\n\n"
-                 + table_markdown(points) + "\n" + HOW.format(sweep=SWEEP, command=COMMAND, baseline=baseline))
+                 + table_markdown(points) + "\n" + HOW.format(sweep=SWEEP, command=COMMAND, baseline=baseline,
+                                                                training=training))
     return md
 
 
