@@ -1,8 +1,14 @@
 """MLflow at the edges: where runs are recorded, and the few calls the stages make.
 
 The default store is MLflow's own default, ``sqlite:///mlflow.db`` at the project root, which is
-``$DVC_ROOT`` when DVC runs the stage (queued experiments run in temporary copies but record into
-the project's store). ``MLFLOW_TRACKING_URI`` overrides it, e.g. for a shared tracking server.
+``$DVC_ROOT`` when DVC runs the stage. Queued experiments (``dvc exp run --queue``) run in temporary
+copies under ``.dvc/tmp/exps/``, but DVC's queue sets ``DVC_ROOT`` to the parent repository (not the
+copy), so they record into the project's store; experiments get an absolute artifact location under
+the project root, and store creation is serialised with a file lock so parallel workers do not race
+on a fresh SQLite schema. ``MLFLOW_TRACKING_URI`` overrides the store, e.g. for a shared server.
+
+Each run is tagged with ``dvc.exp_name`` and ``dvc.changed_params`` (the params that differ from the
+experiment's baseline commit) so a run in the MLflow UI can be matched to its ``dvc exp show`` row.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
+
+import yaml
 
 log = logging.getLogger(__name__)
 PREFLIGHT_TIMEOUT_S = 5.0
@@ -158,14 +166,43 @@ def git_commit(cwd: Path | None = None) -> str | None:
     return out.stdout.strip()
 
 
-def run_tags(model: str, stage: str) -> dict[str, str]:
-    """Tags that tie a run to its model, its DVC stage, its commit and (if any) its DVC experiment."""
+def changed_params(baseline: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """The dotted params whose value differs from ``baseline`` (added keys included, removed ones not)."""
+    from vaelab.config import flatten
+
+    old = flatten(baseline)
+    return {key: value for key, value in flatten(current).items() if key not in old or old[key] != value}
+
+
+def _params_at(rev: str, cwd: Path) -> dict[str, Any] | None:
+    try:
+        out = subprocess.run(["git", "show", f"{rev}:params.yaml"], cwd=cwd, capture_output=True, text=True,
+                             check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return yaml.safe_load(out.stdout) or {}
+
+
+def run_tags(model: str, stage: str, params_path: Path = Path("params.yaml")) -> dict[str, str]:
+    """Tags that tie a run to its model, its DVC stage, its commit and (if any) its DVC experiment.
+
+    In a DVC experiment the run also gets ``dvc.changed_params``: the params that differ from the
+    baseline commit (``$DVC_EXP_BASELINE_REV``), e.g. ``models.vae_bce.beta=0.5``; every param is
+    logged as an MLflow param anyway, this tag is what tells sweep runs apart at a glance.
+    """
     tags = {"model": model, "dvc.stage": stage}
     commit = git_commit(project_root())
     if commit:
         tags["git.commit"] = commit
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc.exp_name"] = os.environ["DVC_EXP_NAME"]
+    baseline = os.environ.get("DVC_EXP_BASELINE_REV")
+    if baseline:
+        tags["dvc.baseline_rev"] = baseline
+        old = _params_at(baseline, project_root())
+        if old is not None and params_path.exists():
+            diff = changed_params(old, yaml.safe_load(params_path.read_text()) or {})
+            tags["dvc.changed_params"] = ",".join(f"{k}={v}" for k, v in sorted(diff.items())) or "(none)"
     return tags
 
 

@@ -1,0 +1,138 @@
+"""The rate–distortion study: a VAE's test KL is its rate, its reconstruction error its distortion.
+
+Pure functions: :func:`points_from_exp_show` turns the JSON of ``dvc exp show --json`` into one
+:class:`Point` per (model, beta, latent size) of a one-factor sweep around the baseline commit;
+:func:`table_markdown` and :func:`rd_figure` render them. ``stages/rd.py`` is the thin I/O around them.
+
+Distortion is the model's own test reconstruction term (``test.recon`` of ``metrics/<m>.json``):
+nats of binary cross-entropy for ``vae_bce``, half the summed squared error for ``vae_mse``. The two
+are in different units, so the figure has one panel per model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from vaelab.config import flatten
+
+SWEPT = ("beta", "latent_dim")
+NATS_PER_BIT = math.log(2.0)
+
+
+@dataclass(frozen=True)
+class Point:
+    model: str
+    beta: float
+    latent_dim: int
+    rate_nats: float       # test KL(q(z|x) || p(z)) per image
+    distortion: float      # test reconstruction term per image
+    exp: str               # the `dvc exp show` row it was read from (the baseline: "<branch> (baseline)")
+
+    @property
+    def rate_bits(self) -> float:
+        return self.rate_nats / NATS_PER_BIT
+
+
+def _rows(exp_show: list[dict]) -> tuple[dict, list[tuple[str, dict]]]:
+    """The baseline commit's data and the (name, data) of its successful experiments."""
+    commits = [b for b in exp_show if b.get("rev") != "workspace" and b.get("data")]
+    if not commits:
+        raise ValueError("dvc exp show --json: no baseline commit with data")
+    base = commits[0]
+    rows = [(f"{base.get('name') or base['rev'][:7]} (baseline)", base["data"])]
+    for exp in base.get("experiments") or []:
+        executor = exp.get("executor") or {}
+        if executor.get("state") not in (None, "success"):
+            continue  # queued, running or failed
+        for rev in exp.get("revs") or []:
+            if rev.get("data") and not rev.get("error"):
+                rows.append((rev.get("name") or rev["rev"][:7], rev["data"]))
+    return base["data"], rows
+
+
+def _params(data: dict) -> dict[str, Any]:
+    return flatten(((data.get("params") or {}).get("params.yaml") or {}).get("data") or {})
+
+
+def _test_metrics(data: dict, model: str) -> dict | None:
+    entry = (data.get("metrics") or {}).get(f"metrics/{model}.json") or {}
+    test = (entry.get("data") or {}).get("test")
+    return test if test and "kl" in test and "recon" in test else None
+
+
+def points_from_exp_show(exp_show: list[dict], models: tuple[str, ...] = ("vae_bce", "vae_mse")) -> list[Point]:
+    """One point per distinct (model, beta, latent size) that differs from the baseline in one of them.
+
+    A row counts for ``model`` only if every param outside ``models.<model>.{beta,latent_dim}`` and
+    outside the other models' entries equals the baseline's (same data, epochs, seed, architecture).
+    """
+    base_data, rows = _rows(exp_show)
+    base = _params(base_data)
+    points: dict[tuple, Point] = {}
+    for name, data in rows:
+        params = _params(data)
+        for model in models:
+            own = f"models.{model}."
+            swept = {own + key for key in SWEPT}
+            fixed = {k for k in base.keys() | params.keys()
+                     if k not in swept and (k.startswith(own) or not k.startswith("models."))}
+            test = _test_metrics(data, model)
+            if test is None or own + "beta" not in params or any(params.get(k) != base.get(k) for k in fixed):
+                continue
+            beta, latent = float(params[own + "beta"]), int(params[own + "latent_dim"])
+            if beta != base[own + "beta"] and latent != base[own + "latent_dim"]:
+                continue  # two factors changed: on neither sweep
+            points.setdefault((model, beta, latent), Point(model, beta, latent, float(test["kl"]),
+                                                          float(test["recon"]), name))
+    return sorted(points.values(), key=lambda p: (p.model, p.latent_dim, p.beta))
+
+
+def sweeps(points: list[Point], model: str, base_beta: float = 1.0, base_latent: int = 2) -> dict[str, list[Point]]:
+    """The beta sweep (latent size fixed) and the latent-size sweep (beta fixed) of ``model``."""
+    own = [p for p in points if p.model == model]
+    return {"beta": sorted((p for p in own if p.latent_dim == base_latent), key=lambda p: p.beta),
+            "latent_dim": sorted((p for p in own if p.beta == base_beta), key=lambda p: p.latent_dim)}
+
+
+def table_markdown(points: list[Point]) -> str:
+    lines = ["| model | beta | latent size | rate (nats) | rate (bits) | distortion (test recon) | experiment |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines += [f"| {p.model} | {p.beta:g} | {p.latent_dim} | {p.rate_nats:.2f} | {p.rate_bits:.2f} | "
+              f"{p.distortion:.2f} | {p.exp} |" for p in points]
+    return "\n".join(lines) + "\n"
+
+
+def rd_figure(points: list[Point], base_beta: float = 1.0, base_latent: int = 2):
+    """Distortion against rate: one panel per model, one curve per sweep, points labelled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = sorted({p.model for p in points})
+    if not models:
+        raise ValueError("no rate–distortion points to plot")
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.6), squeeze=False)
+    styles = {"beta": ("o-", "C0", "β={:g}", lambda p: p.beta),
+              "latent_dim": ("s--", "C1", "d={:d}", lambda p: p.latent_dim)}
+    for ax, model in zip(axes[0], models):
+        for kind, curve in sweeps(points, model, base_beta, base_latent).items():
+            fmt, color, label, value = styles[kind]
+            if not curve:
+                continue
+            ax.plot([p.rate_nats for p in curve], [p.distortion for p in curve], fmt, color=color,
+                    label=f"{kind} sweep" + (f" (d={base_latent})" if kind == "beta" else f" (β={base_beta:g})"))
+            for p in curve:
+                ax.annotate(label.format(value(p)), (p.rate_nats, p.distortion), textcoords="offset points",
+                            xytext=(4, 4 if kind == "beta" else -11), fontsize=8, color=color)
+        ax.set_title(model)
+        ax.set_xlabel("rate: test KL per image (nats)")
+        ax.set_ylabel("distortion: test reconstruction term per image")
+        top = ax.secondary_xaxis("top", functions=(lambda n: n / NATS_PER_BIT, lambda b: b * NATS_PER_BIT))
+        top.set_xlabel("rate (bits)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
