@@ -5,15 +5,13 @@ of the pipeline cannot depend on. See README "Sweeps" for the sweep that feeds i
 """
 
 import json
-import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 import click
 
 from vaelab.cli import run_stage
-from vaelab.experiment import write_atomic
+from vaelab.files import atomic_path, write_atomic
 from vaelab.ratedistortion import points_from_exp_show, rd_figure, table_markdown
 
 COMMAND = "dvc exp show --json"
@@ -63,11 +61,8 @@ def write_report(data: list[dict], out_dir: Path) -> Path:
     base = next(b for b in data if b.get("rev") != "workspace")
     fig = rd_figure(points)
     png = out_dir / "figures" / "rd.png"
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=png.parent, prefix=".rd.", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, png)
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     md = out_dir / "rd.md"
     baseline = f"`{base.get('name') or ''}` {base['rev'][:7]}".strip()
     given = ((base["data"].get("params") or {}).get("params.yaml") or {}).get("data") or {}

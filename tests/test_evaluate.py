@@ -10,7 +10,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from conftest import run, set_params
-from vaelab import evaluate, losses, models, tracking
+from vaelab import evaluate, losses, models
 from vaelab.config import ModelConfig, TrainConfig
 from vaelab.data import load_split
 from vaelab.train import fit

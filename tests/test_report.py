@@ -16,7 +16,8 @@ from mlflow.tracking import MlflowClient
 from conftest import run
 from vaelab import figures, plots, tracking
 from vaelab.config import FiguresConfig, MlflowConfig, ModelConfig, Params, flatten, load_params
-from vaelab.experiment import final_metrics, history_csv, write_atomic
+from vaelab.experiment import final_metrics, history_csv
+from vaelab.files import write_atomic
 from vaelab.report import ReportError, write_report
 from vaelab.train import Epoch
 

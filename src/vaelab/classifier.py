@@ -16,7 +16,7 @@ from torch import nn
 
 from vaelab.config import ClassifierConfig, Params, from_dict
 from vaelab.data import INPUT_DIM, NUM_CLASSES, batches, load_split
-from vaelab.experiment import write_atomic
+from vaelab.files import write_atomic
 from vaelab.models import load_module, mlp, save_module
 from vaelab.train import resolve_device
 

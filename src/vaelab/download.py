@@ -13,10 +13,11 @@ import hashlib
 import logging
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from vaelab.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -67,40 +68,22 @@ def _fetch(mirror: str, name: str, dest: Path) -> None:
         shutil.copyfile(src, dest)
 
 
-def _atomic_from(src_stream, dest: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            shutil.copyfileobj(src_stream, out)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def fetch_archive(name: str, md5: str, mirrors: list[str], dest_dir: Path) -> str:
     """Fetch one archive from the first mirror that serves it with the right MD5; return that mirror."""
     dest = dest_dir / name
     failures = []
     for mirror in mirrors:
-        fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{name}.", suffix=".part")
-        os.close(fd)
-        tmp = Path(tmp_name)
         try:
-            _fetch(mirror, name, tmp)
-            got = md5sum(tmp)
-            if got != md5:
-                raise ValueError(f"checksum mismatch (MD5 {got}, expected {md5})")
-            tmp.chmod(0o644)  # mkstemp makes files private; data is for everyone who can read the repo
-            os.replace(tmp, dest)
+            with atomic_path(dest) as tmp:  # renamed onto dest only once the checksum matched
+                _fetch(mirror, name, tmp)
+                got = md5sum(tmp)
+                if got != md5:
+                    raise ValueError(f"checksum mismatch (MD5 {got}, expected {md5})")
             return mirror
         except (OSError, ValueError, urllib.error.URLError) as err:
             reason = getattr(err, "reason", None) or err
             log.warning("mirror %s failed for %s: %s; trying the next one", mirror, name, reason)
             failures.append(f"  - {mirror}: {reason}")
-        finally:
-            tmp.unlink(missing_ok=True)
     raise DownloadError(
         f"could not download {name}: every mirror failed:\n" + "\n".join(failures) + "\n"
         f"On a machine without internet, set {MIRROR_ENV} to a folder (or http(s) URL) holding "
@@ -130,6 +113,6 @@ def download_mnist(root: str | Path, mirrors: list[str]) -> dict[str, str]:
             log.info("fetched %s from %s", name, sources[name])
             unpacked.unlink(missing_ok=True)
         if not unpacked.exists():
-            with gzip.open(archive, "rb") as stream:
-                _atomic_from(stream, unpacked)
+            with gzip.open(archive, "rb") as stream, atomic_path(unpacked) as tmp, tmp.open("wb") as out:
+                shutil.copyfileobj(stream, out)
     return sources

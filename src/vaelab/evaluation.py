@@ -23,7 +23,7 @@ import torch
 from vaelab import classifier, evaluate, models, tracking
 from vaelab.config import EvaluateConfig, Params, flatten
 from vaelab.data import INPUT_DIM, Split, load_split
-from vaelab.experiment import write_atomic
+from vaelab.files import write_atomic
 from vaelab.latent import encode_mean, manifold_grid
 from vaelab.train import resolve_device
 

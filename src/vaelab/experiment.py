@@ -25,25 +25,13 @@ from pathlib import Path
 from vaelab import models, tracking
 from vaelab.config import Params, flatten
 from vaelab.data import load_split
+from vaelab.files import write_atomic
 from vaelab.train import Epoch, fingerprint, fit, load_state, resolve_device
 
 log = logging.getLogger(__name__)
 # Staged file -> where dvc.yaml declares it.
 OUTPUTS = {"model.pt": "models/{name}/model.pt", "history.csv": "plots/{name}/history.csv",
            "metrics.json": "metrics/{name}.json"}
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def history_csv(history: list[Epoch]) -> str:

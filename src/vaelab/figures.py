@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from vaelab import charts, latent, models, plots, tracking
 from vaelab.config import FiguresConfig, ModelConfig, Params
 from vaelab.data import NUM_CLASSES, Split, load_split
+from vaelab.files import atomic_path
 
 log = logging.getLogger(__name__)
 FIGURES_DIR = Path("reports") / "figures"
@@ -99,15 +100,8 @@ def save_figures(figs: dict[str, Figure], folder: Path, dpi: int) -> list[Path]:
     written = []
     for kind, figure in figs.items():
         path = folder / f"{kind}.png"
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".part")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             figure.savefig(tmp, dpi=dpi, format="png")
-            os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; figures are for everyone
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         written.append(path)
     return written
 

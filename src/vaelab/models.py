@@ -10,8 +10,6 @@ Public API used by the later stages and by users::
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +19,7 @@ from torch import nn
 from vaelab import losses
 from vaelab.config import ConfigError, ModelConfig, from_dict
 from vaelab.data import INPUT_DIM
+from vaelab.files import atomic_path
 
 FORMAT = "vaelab.model/1"
 
@@ -117,15 +116,8 @@ def save_module(module: nn.Module, fmt: str, config: dict, path: Path) -> None:
     """Save ``{format, config, state_dict}`` via a temporary file and a rename: never half-written."""
     payload = {"format": fmt, "config": config,
                "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_module(path: str | Path, fmt: str, build_from: Callable[[dict], nn.Module], missing_hint: str,

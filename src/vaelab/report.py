@@ -18,7 +18,7 @@ from pathlib import Path
 from vaelab import charts, plots, tracking
 from vaelab.config import Params, flatten
 from vaelab.data import load_split
-from vaelab.experiment import write_atomic
+from vaelab.files import write_atomic
 from vaelab.figures import expected_kinds, model_label, save_figures
 from vaelab.render import CLAIMS, Rows, Tables, fmt, render_html, render_markdown
 

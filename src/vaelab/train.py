@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -24,6 +23,7 @@ from tqdm import tqdm
 
 from vaelab.config import ConfigError, TrainConfig
 from vaelab.data import batches
+from vaelab.files import atomic_path
 from vaelab.models import Model
 
 log = logging.getLogger(__name__)
@@ -77,15 +77,8 @@ def evaluate_loss(model: Model, x: torch.Tensor, batch_size: int) -> dict[str, f
 
 
 def _save_state(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_state(path: Path, fingerprint: str) -> dict | None:
