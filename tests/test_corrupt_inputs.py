@@ -109,7 +109,7 @@ def test_models_load_rejects_corrupted_and_foreign_checkpoints(tmp_path: Path) -
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(os.urandom(4096))
 
-    for path, message in ((truncated, "not a readable checkpoint"), (foreign, "not a vaelab model checkpoint"),
+    for path, message in ((truncated, "not a readable checkpoint"), (foreign, "not a vaelab checkpoint"),
                           (mismatched, "does not match its config"), (garbage, "not a readable checkpoint"),
                           (tmp_path / "missing.pt", "no such checkpoint")):
         with pytest.raises(CheckpointError, match=message):
