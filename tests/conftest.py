@@ -101,8 +101,10 @@ def set_params(project: Path, **updates) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-# Small but real: the first 600 training images, one epoch. Enough for every stage to run.
-QUICK = {"data__train_size": 600, "train__epochs": 1, "device": "cpu"}
+# Small but real: the first 600 training images, one epoch, a cheap IWAE bound and silhouette.
+# Enough for every stage to run; the full-size settings are exercised by `dvc repro` itself.
+QUICK = {"data__train_size": 600, "train__epochs": 1, "device": "cpu",
+         "evaluate__iwae_samples": 4, "evaluate__silhouette_size": 1000}
 
 
 @pytest.fixture
