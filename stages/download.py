@@ -2,7 +2,7 @@
 
 import click
 
-from vaelab.cli import run_stage
+from vaelab.stage import run_stage
 from vaelab.config import load_params
 from vaelab.download import download_mnist, mirrors_from_env
 

@@ -1,18 +1,57 @@
-"""DVC stage `evaluate@<model>`: score one trained model (metrics/eval/<model>.json, its MLflow run)."""
+"""DVC stage `evaluate@<model>`: score every seed of one trained model on the test set, log each seed's
+numbers to exactly the MLflow run that trained its checkpoint, and write ``metrics/eval/<model>.json``
+(per seed, and the mean over seeds)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
 
 import click
 
-from vaelab.cli import run_stage
-from vaelab.config import load_params
-from vaelab.evaluation import evaluate_model
+from vaelab import classifier, models, tracking
+from vaelab.config import Params, flatten, load_params
+from vaelab.data import load_split
+from vaelab.device import resolve_device
+from vaelab.files import md5_of_file, write_atomic
+from vaelab.scorecard import mean_over_seeds, score
+from vaelab.stage import publish, run_stage, staging
+
+log = logging.getLogger("vaelab.evaluate")
+
+
+def evaluate(params: Params, name: str, root: Path = Path(".")) -> dict:
+    models.spec_of(params, name)  # a clear ConfigError for an unknown name, before any work
+    device = resolve_device(params.device)
+    experiment_id = tracking.setup(params.mlflow.experiment)
+    judge = classifier.load(root / "models" / "judge", device)
+    train = load_split(root / "data", "train", params.data.train_size)
+    test = load_split(root / "data", "test")
+    per_seed = {}
+    for seed in params.seeds:
+        path = root / "models" / name / f"seed{seed}" / "model.pt"
+        model = models.load(path, device)
+        run_id = tracking.run_for_checkpoint(experiment_id, name, seed, md5_of_file(path), f"evaluate@{name}")
+        start = time.perf_counter()
+        per_seed[seed] = score(model, judge, train, test, params.evaluate, seed)
+        log.info("%s seed %d: evaluated in %.1f s", name, seed, time.perf_counter() - start)
+        tracking.log_params(run_id, {f"evaluate.{k}": v for k, v in flatten(params.evaluate).items()})
+        tracking.log_metrics(run_id, {f"eval.{k}": v for k, v in flatten(per_seed[seed]).items()})
+    result = {**{f"seed{s}": m for s, m in per_seed.items()}, "mean": mean_over_seeds(list(per_seed.values()))}
+    with staging(root, "evaluate") as staged:
+        write_atomic(staged / "metrics" / "eval" / f"{name}.json", json.dumps(result, indent=2) + "\n")
+        publish(staged, root)
+    return result
 
 
 @click.command()
 @click.option("--model", "name", required=True, help="A key of `models` in params.yaml, e.g. vae_bce.")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help="Params file.")
 def main(name: str, params_path: str) -> None:
-    """Evaluate MODEL on the test set and record the metrics."""
-    run_stage(f"evaluate@{name}", lambda: evaluate_model(load_params(params_path), name))
+    """Evaluate every seed of MODEL on the test set and record the metrics."""
+    run_stage(f"evaluate@{name}", lambda: evaluate(load_params(params_path), name))
 
 
 if __name__ == "__main__":

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import click
 
-from vaelab.cli import run_stage
+from vaelab.stage import run_stage
 from vaelab.files import atomic_path, write_atomic
-from vaelab.ratedistortion import points_from_exp_show, rd_figure, table_markdown
+from vaelab.ratedistortion import points_from_exp_show, table_markdown
+from vaelab.viz.charts import rd_figure
 
 COMMAND = "dvc exp show --json"
 

@@ -1,10 +1,105 @@
-"""DVC stage `report`: all models side by side in reports/report.md and a self-contained reports/report.html."""
+"""DVC stage `report`: every model side by side in reports/report.md and a self-contained reports/report.html,
+with the claims table (metrics/claims.json). Nothing is typed in: figures, numbers and histories are read
+from the outputs of the other stages, for every model of params.yaml `models`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
 
 import click
 
-from vaelab.cli import run_stage
-from vaelab.config import load_params
-from vaelab.report import write_report
+from vaelab import claims, tracking
+from vaelab.config import Params, load_params
+from vaelab.data import load_split
+from vaelab.files import write_atomic
+from vaelab.reporting import ReportError, render_html, render_markdown
+from vaelab.stage import publish, run_stage, staging
+from vaelab.study import Inputs, report_blocks
+from vaelab.viz import charts, images
+from vaelab.viz.model_figures import KINDS, model_label, save_figures
+
+log = logging.getLogger("vaelab.report")
+TITLE = "Autoencoder vs VAEs on MNIST"
+
+
+def read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ReportError(f"{path}: missing; run `dvc repro` to produce it") from None
+    except json.JSONDecodeError as err:
+        raise ReportError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ReportError(f"{path}: expected a JSON object of metrics")
+    return data
+
+
+def per_seed(path: Path, seeds: list[int], pick=lambda v: v) -> dict[int, dict]:
+    data = read_json(path)
+    missing = [s for s in seeds if f"seed{s}" not in data]
+    if missing:
+        raise ReportError(f"{path}: no results for seed {missing[0]} (key 'seed{missing[0]}'); "
+                          "run `dvc repro` after changing `seeds`")
+    return {s: pick(data[f"seed{s}"]) for s in seeds}
+
+
+def read_history(path: Path, column: str = "test_loss") -> tuple[list[int], list[float]]:
+    """Epochs and one column of a training history CSV."""
+    try:
+        rows = list(csv.DictReader(path.open()))
+    except FileNotFoundError:
+        raise ReportError(f"{path}: missing; run `dvc repro` to produce it") from None
+    if not rows or column not in rows[0]:
+        raise ReportError(f"{path}: expected a header with epoch and {column} and at least one row")
+    return [int(r["epoch"]) for r in rows], [float(r[column]) for r in rows]
+
+
+def read_inputs(params: Params, root: Path) -> Inputs:
+    names, seeds = list(params.models), params.seeds
+    figures = {}
+    for m in names:
+        folder = root / "reports" / "figures" / m
+        figures[m] = [k for k in KINDS if (folder / f"{k}.png").is_file()]
+        if not figures[m]:
+            raise ReportError(f"{folder}: no figures; run `dvc repro figures@{m}`")
+    train = {m: per_seed(root / "metrics" / "train" / f"{m}.json", seeds,
+                         lambda v: {"train": v["train"], "test": v["test"]}) for m in names}
+    evals = {m: per_seed(root / "metrics" / "eval" / f"{m}.json", seeds) for m in names}
+    verdicts = [claims.judge(spec, {m: [evals[m][s] for s in seeds] for m in evals}) for spec in params.claims]
+    judge = root / "metrics" / "judge.json"
+    post = {params.report.post_ae: params.report.working_ae} if params.report.post_ae in params.models else {}
+    return Inputs(names, seeds, figures, train, evals, verdicts,
+                  read_json(judge).get("test_accuracy") if judge.exists() else None, post)
+
+
+def write_report(params: Params, root: Path = Path(".")) -> Path:
+    """Draw the cross-model figures, write report.md, report.html and claims.json, log them to MLflow, publish."""
+    inputs = read_inputs(params, root)
+    histories = {model_label(m): read_history(root / "plots" / "history" / m / f"seed{params.seeds[0]}.csv")
+                 for m in inputs.models}
+    train = load_split(root / "data", "train", params.figures.data_grid ** 2)
+    blocks = report_blocks(inputs)
+    experiment_id = tracking.setup(params.mlflow.experiment)
+    with staging(root, "report") as staged:
+        reports = staged / "reports"
+        save_figures({"data": images.data_grid(train.images, train.labels, params.figures.data_grid),
+                      "test_loss": charts.loss_curves(histories)}, reports / "study", params.figures.dpi)
+        write_atomic(reports / "report.md", render_markdown(TITLE, blocks))
+        image = lambda rel: ((reports / rel) if (reports / rel).exists() else (root / "reports" / rel)).read_bytes()
+        write_atomic(reports / "report.html", render_html(TITLE, blocks, image))
+        write_atomic(staged / "metrics" / "claims.json",
+                     json.dumps(claims.claims_table(inputs.verdicts), indent=2) + "\n")
+        tags = {k: v for k, v in tracking.run_tags("report", "report").items() if k != "model"}
+        with tracking.tracked_run("report", experiment_id, tags=tags) as run:
+            tracking.log_params(run.info.run_id, {"models": ",".join(inputs.models),
+                                                  "seeds": ",".join(map(str, params.seeds))})
+            tracking.log_artifacts(run.info.run_id, reports)
+        publish(staged, root, replace=["reports/study"])
+    log.info("report: reports/report.md and reports/report.html written")
+    return root / "reports" / "report.md"
 
 
 @click.command()

@@ -1,17 +1,122 @@
-"""DVC stage `train@<model>`: train one model of the experiment matrix (params.yaml `models`)."""
+"""DVC stage `train@<model>`: train one model of params.yaml `models` once per seed, record each seed as an
+MLflow run, and publish its checkpoints, per-seed metrics and histories.
+
+Outputs (dvc.yaml):
+
+- ``models/<model>/seed<k>/model.pt``: the checkpoint of seed k (:func:`vaelab.models.load`);
+- ``metrics/train/<model>.json``: the final train and test loss terms per seed;
+- ``plots/history/<model>/seed<k>.csv``: the per-epoch history of seed k.
+
+Seeds train in parallel worker processes, one CPU thread each (one thread per training on every
+machine, whatever the number of workers, so a seed's weights never depend on how many ran beside it).
+On CUDA they train one after the other on the GPU. Outputs are published only once every seed has
+trained and been recorded.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
 
 import click
+import torch
 
-from vaelab.cli import run_stage
-from vaelab.config import load_params
-from vaelab.experiment import train_model
+from vaelab import models, tracking
+from vaelab.checkpoints import to_bytes
+from vaelab.config import Params, flatten, load_params
+from vaelab.data import load_split
+from vaelab.device import resolve_device
+from vaelab.files import md5_of_bytes, write_atomic
+from vaelab.loop import Epoch, fingerprint, fit, load_state
+from vaelab.stage import publish, run_stage, staging
+
+log = logging.getLogger("vaelab.train")
+
+
+def history_csv(history: list[Epoch]) -> str:
+    rows = [{"epoch": e.epoch, **e.flat()} for e in history]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def train_seed(params: Params, name: str, seed: int, root: Path, experiment_id: str, threads: int | None) -> dict:
+    """Train one seed, record it in its own MLflow run; return the checkpoint bytes and history."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    spec = models.spec_of(params, name)
+    device = resolve_device(params.device)
+    train = load_split(root / "data", "train", params.data.train_size)
+    test = load_split(root / "data", "test")
+    settings = {"model": spec.as_dict(), "train": asdict(params.train), "seed": seed,
+                "train_size": params.data.train_size}
+    state_path = root / "checkpoints" / name / f"seed{seed}.pt"
+    state_fp = fingerprint(settings, data=train.images)
+    resume = load_state(state_path, state_fp)
+    model = models.build(spec, seed=seed)
+    run_id = resume["extra"].get("run_id") if resume else None
+    tags = {**tracking.run_tags(name, f"train@{name}"), "seed": str(seed)}
+    with tracking.tracked_run(f"{name}/seed{seed}", experiment_id, run_id, tags) as run:
+        rid = run.info.run_id
+        if rid != run_id:  # a new run
+            tracking.log_params(rid, {**flatten(settings), "device": str(device)})
+        done = tracking.logged_steps(rid, "test_loss")  # epochs an interrupted process finished but did not log
+        for epoch in resume["history"] if resume else []:
+            if epoch["epoch"] not in done:
+                tracking.log_metrics(rid, Epoch(**epoch).flat(), epoch["epoch"])
+        history = fit(model, train, test, params.train, seed=seed, name=f"{name}/seed{seed}", device=device,
+                      state_path=state_path, state_fingerprint=state_fp, resume=resume, extra={"run_id": rid},
+                      on_epoch=lambda e: tracking.log_metrics(rid, e.flat(), e.epoch))
+        checkpoint = models.checkpoint_bytes(model)
+        tracking.set_tags(rid, {"vaelab.checkpoint_md5": md5_of_bytes(checkpoint)})
+    return {"seed": seed, "checkpoint": checkpoint, "history": [asdict(e) for e in history], "run_id": rid,
+            "state_path": str(state_path)}
+
+
+def train_model(params: Params, name: str, root: Path = Path(".")) -> list[dict]:
+    """Train every seed of model ``name``, then publish all outputs together."""
+    models.spec_of(params, name)  # a clear ConfigError before any work
+    device = resolve_device(params.device)
+    experiment_id = tracking.setup(params.mlflow.experiment)  # fails fast if the server is down
+    seeds = params.seeds
+    workers = 1 if device.type == "cuda" else min(len(seeds), os.cpu_count() or 1)
+    if device.type == "cuda":
+        results = [train_seed(params, name, s, root, experiment_id, None) for s in seeds]
+    else:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(train_seed, *zip(*[(params, name, s, root, experiment_id, 1) for s in seeds])))
+    with staging(root, "train") as staged:
+        final = {}
+        for r in results:
+            history = [Epoch(**e) for e in r["history"]]
+            (staged / "models" / name / f"seed{r['seed']}").mkdir(parents=True)
+            (staged / "models" / name / f"seed{r['seed']}" / "model.pt").write_bytes(r["checkpoint"])
+            write_atomic(staged / "plots" / "history" / name / f"seed{r['seed']}.csv", history_csv(history))
+            final[f"seed{r['seed']}"] = {"train": history[-1].train, "test": history[-1].test, **history[-1].diagnostics}
+        write_atomic(staged / "metrics" / "train" / f"{name}.json",
+                     json.dumps({"epochs": params.train.epochs, **final}, indent=2) + "\n")
+        for r in results:
+            tracking.log_artifacts(r["run_id"], staged / "models" / name / f"seed{r['seed']}", "outputs")
+        publish(staged, root, replace=[f"models/{name}", f"plots/history/{name}"])
+    for r in results:
+        Path(r["state_path"]).unlink(missing_ok=True)  # finished: the DVC outputs are now the result
+    return results
 
 
 @click.command()
 @click.option("--model", "name", required=True, help="A key of `models` in params.yaml, e.g. vae_bce.")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help="Params file.")
 def main(name: str, params_path: str) -> None:
-    """Train MODEL, record it in MLflow and write models/, metrics/ and plots/ outputs."""
+    """Train MODEL once per seed, record each seed in MLflow and write models/, metrics/ and plots/ outputs."""
     run_stage(f"train@{name}", lambda: train_model(load_params(params_path), name))
 
 

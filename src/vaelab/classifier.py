@@ -7,25 +7,26 @@ MLP (not a CNN) because it trains in seconds on two CPU cores and is accurate en
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from vaelab.config import ClassifierConfig, Params, from_dict
-from vaelab.data import INPUT_DIM, NUM_CLASSES, batches, load_split
-from vaelab.files import write_atomic
-from vaelab.models import load_module, mlp, save_module
-from vaelab.train import resolve_device
+from vaelab.checkpoints import load_module, save_module
+from vaelab.config import JudgeConfig as ClassifierConfig, from_dict
+from vaelab.data import INPUT_DIM, NUM_CLASSES, batches
+from vaelab.models.layers import mlp
 
 log = logging.getLogger(__name__)
 FORMAT = "vaelab.classifier/1"
 
 
-def build(cfg: ClassifierConfig) -> nn.Sequential:
-    return mlp([INPUT_DIM, *cfg.hidden, NUM_CLASSES])
+def build(cfg: ClassifierConfig, seed: int | None = None) -> nn.Sequential:
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        return mlp([INPUT_DIM, *cfg.hidden, NUM_CLASSES])
 
 
 def fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: ClassifierConfig, seed: int) -> nn.Module:
@@ -67,18 +68,4 @@ def save(net: nn.Module, cfg: ClassifierConfig, path: str | Path) -> None:
 def load(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """Load the classifier in eval mode (``weights_only=True``: no code runs from the file)."""
     return load_module(path, FORMAT, lambda c: build(from_dict(ClassifierConfig, c, "config")),
-                       "run `dvc repro classifier` to train it", device)
-
-
-def train_classifier(params: Params, root: Path = Path(".")) -> dict:
-    """The `classifier` stage: train on the training set, write the model and its test accuracy."""
-    cfg = params.classifier
-    train = load_split(root / "data", "train", params.data.train_size)
-    test = load_split(root / "data", "test")
-    net = fit(build(cfg).to(resolve_device(params.device)), train.images, train.labels, cfg, params.seed)
-    metrics = {"train_accuracy": accuracy(net, train.images, train.labels),
-               "test_accuracy": accuracy(net, test.images, test.labels)}
-    log.info("classifier: test accuracy %.4f", metrics["test_accuracy"])
-    save(net, cfg, root / "models" / "classifier" / "model.pt")
-    write_atomic(root / "metrics" / "classifier.json", json.dumps(metrics, indent=2) + "\n")
-    return metrics
+                       "run `dvc repro judge` to train it", device)

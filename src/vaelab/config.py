@@ -40,6 +40,20 @@ def _positive() -> dict:
     return {"check": (lambda v: v > 0), "expect": "> 0"}
 
 
+# Field validators for the model modules' own Config dataclasses.
+def positive_int() -> dict:
+    return _min(1)
+
+
+def non_negative() -> dict:
+    return _min(0.0)
+
+
+def hidden_widths() -> dict:
+    # Widths of the hidden layers: with the in/out layer, three widths make four linear layers a side.
+    return {"check": (lambda v: len(v) >= 1 and min(v) >= 1), "expect": "a non-empty list of widths >= 1"}
+
+
 @dataclass(frozen=True)
 class MlflowConfig:
     experiment: str = "vaelab"
@@ -60,21 +74,6 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """One row of the experiment matrix: what to build and which loss to train it with."""
-
-    kind: Literal["ae", "vae"]
-    latent_dim: int = field(default=2, metadata=_min(1))
-    # Widths of the three hidden layers: with the in/out layer that makes four linear layers a side.
-    hidden: list[int] = field(default_factory=lambda: [512, 256, 128], metadata={
-        "check": (lambda v: len(v) >= 1 and min(v) >= 1), "expect": "a non-empty list of widths >= 1"})
-    # Decoder likelihood: "gaussian" (fixed unit variance: half the squared error) or "bernoulli" (BCE).
-    likelihood: Literal["gaussian", "bernoulli"] = "gaussian"
-    # Weight of the KL term (VAE only): 1 is the ELBO, other values a beta-VAE.
-    beta: float = field(default=1.0, metadata=_min(0.0))
-
-
-@dataclass(frozen=True)
 class FiguresConfig:
     """What the figure and report stages draw (never what is trained)."""
 
@@ -90,8 +89,8 @@ class FiguresConfig:
 
 
 @dataclass(frozen=True)
-class ClassifierConfig:
-    """The digit classifier (stage `classifier`) that judges whether a decoded image looks like a digit."""
+class JudgeConfig:
+    """The digit classifier (stage `judge`) that judges whether a decoded image looks like a digit."""
 
     hidden: list[int] = field(default_factory=lambda: [256])
     epochs: int = field(default=3, metadata=_min(1))
@@ -116,20 +115,44 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class ClaimSpec:
+    """One of the post's claims, as a comparison of one metric between two models over the same seeds."""
+
+    claim: str                          # the post's words
+    metric: str                         # dotted key of metrics/eval/<model>.json, e.g. latent.knn_accuracy
+    better: Literal["higher", "lower"]
+    model: str                          # the model the claim favours
+    baseline: str                       # the model it is compared with
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    # The post's AE as written (collapses) and the AE that fixes it, for "What it took to reproduce the post".
+    post_ae: str = "ae_post"
+    working_ae: str = "ae"
+
+
+@dataclass(frozen=True)
 class Params:
     """Everything in params.yaml."""
 
-    models: dict[str, ModelConfig]
-    seed: int = 0
+    # Raw `models:` entries, validated through the model registry by vaelab.models.spec_of.
+    models: dict[str, dict]
+    # Every model is trained, drawn and evaluated once per seed; figures come from the first.
+    seeds: list[int] = field(default_factory=lambda: [0], metadata={
+        "check": (lambda v: len(v) >= 1 and len(set(v)) == len(v)), "expect": "a non-empty list of distinct seeds"})
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mlflow: MlflowConfig = MlflowConfig()
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     figures: FiguresConfig = FiguresConfig()
-    classifier: ClassifierConfig = ClassifierConfig()
+    judge: JudgeConfig = JudgeConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    claims: list[ClaimSpec] = field(default_factory=list)
+    report: ReportConfig = ReportConfig()
 
-    def model(self, name: str) -> ModelConfig:
+    def model_entry(self, name: str) -> dict:
+        """The raw `models.<name>` entry (validated by :func:`vaelab.models.spec_of`)."""
         if name not in self.models:
             raise ConfigError(f"models.{name}: no such model; params.yaml defines {sorted(self.models)}")
         return self.models[name]
@@ -208,7 +231,13 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     try:
-        return from_dict(Params, raw or {})
+        params = from_dict(Params, raw or {})
+        for i, c in enumerate(params.claims):
+            for role in ("model", "baseline"):
+                if getattr(c, role) not in params.models:
+                    raise ConfigError(f"claims[{i}].{role} = {getattr(c, role)!r}: expected a key of `models` "
+                                      f"{sorted(params.models)}")
+        return params
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
 

@@ -29,3 +29,13 @@ def write_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def md5_of_bytes(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.md5(data).hexdigest()
+
+
+def md5_of_file(path: str | Path) -> str:
+    return md5_of_bytes(Path(path).read_bytes())

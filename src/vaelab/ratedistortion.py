@@ -2,7 +2,7 @@
 
 Pure functions: :func:`points_from_exp_show` turns the JSON of ``dvc exp show --json`` into one
 :class:`Point` per (model, beta, latent size) of a one-factor sweep around the baseline commit;
-:func:`table_markdown` and :func:`rd_figure` render them. ``stages/rd.py`` is the thin I/O around them.
+:func:`table_markdown` renders them (the figure is :func:`vaelab.viz.charts.rd_figure`). ``stages/rd.py`` is the thin I/O around them.
 
 Distortion is the model's own test reconstruction term (``test.recon`` of ``metrics/<m>.json``):
 nats of binary cross-entropy for ``vae_bce``, half the summed squared error for ``vae_mse``. The two
@@ -102,37 +102,3 @@ def table_markdown(points: list[Point]) -> str:
     lines += [f"| {p.model} | {p.beta:g} | {p.latent_dim} | {p.rate_nats:.2f} | {p.rate_bits:.2f} | "
               f"{p.distortion:.2f} | {p.exp} |" for p in points]
     return "\n".join(lines) + "\n"
-
-
-def rd_figure(points: list[Point], base_beta: float = 1.0, base_latent: int = 2):
-    """Distortion against rate: one panel per model, one curve per sweep, points labelled."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    models = sorted({p.model for p in points})
-    if not models:
-        raise ValueError("no rate–distortion points to plot")
-    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.6), squeeze=False)
-    styles = {"beta": ("o-", "C0", "β={:g}", lambda p: p.beta),
-              "latent_dim": ("s--", "C1", "d={:d}", lambda p: p.latent_dim)}
-    for ax, model in zip(axes[0], models):
-        for kind, curve in sweeps(points, model, base_beta, base_latent).items():
-            fmt, color, label, value = styles[kind]
-            if not curve:
-                continue
-            ax.plot([p.rate_nats for p in curve], [p.distortion for p in curve], fmt, color=color,
-                    label=f"{kind} sweep" + (f" (d={base_latent})" if kind == "beta" else f" (β={base_beta:g})"))
-            for p in curve:
-                ax.annotate(label.format(value(p)), (p.rate_nats, p.distortion), textcoords="offset points",
-                            xytext=(4, 4 if kind == "beta" else -11), fontsize=8, color=color)
-        ax.set_title(model)
-        ax.set_xlabel("rate: test KL per image (nats)")
-        ax.set_ylabel("distortion: test reconstruction term per image")
-        top = ax.secondary_xaxis("top", functions=(lambda n: n / NATS_PER_BIT, lambda b: b * NATS_PER_BIT))
-        top.set_xlabel("rate (bits)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig

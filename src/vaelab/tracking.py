@@ -1,4 +1,11 @@
-"""MLflow at the edges: where runs are recorded, and the few calls the stages make.
+"""MLflow at the edges: where runs are recorded, and the few calls the stages make. This is the one
+module that imports mlflow; every call names its run explicitly (``MlflowClient``), so parallel workers
+and later stages never log into the wrong run.
+
+Lineage: a training run is tagged with the md5 of the checkpoint it produced (``vaelab.checkpoint_md5``).
+The figures and evaluate stages hash the checkpoint they load and log to exactly the run with that
+tag (:func:`run_for_checkpoint`); a checkpoint with no such run (e.g. pulled with ``dvc pull`` into a
+clone with an empty store) gets a new run linked by the same tag, never someone else's run.
 
 The default store is MLflow's own default, ``sqlite:///mlflow.db`` at the project root, which is
 ``$DVC_ROOT`` when DVC runs the stage. Queued experiments (``dvc exp run --queue``) run in temporary
@@ -18,6 +25,7 @@ import fcntl
 import logging
 import os
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -115,8 +123,9 @@ def recording(what: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def tracked_run(name: str, experiment_id: str, run_id: str | None = None) -> Iterator[Any]:
-    """Start (or resume) the run of model ``name``; end it FINISHED, FAILED, or KILLED if interrupted.
+def tracked_run(name: str, experiment_id: str, run_id: str | None = None, tags: dict[str, str] | None = None
+                ) -> Iterator[Any]:
+    """Start (or resume) the run ``name``; end it FINISHED, FAILED, or KILLED if interrupted.
 
     If ending the run fails too (the server is down), the original error is the one reported.
     """
@@ -127,7 +136,7 @@ def tracked_run(name: str, experiment_id: str, run_id: str | None = None) -> Ite
             log.warning("run %s of the checkpoint is not in experiment %s: starting a new run", run_id, experiment_id)
             run_id = None
         run = mlflow.start_run(run_id=run_id, experiment_id=experiment_id, run_name=None if run_id else name,
-                               tags=run_tags(name, f"train@{name}"))
+                               tags=tags)
     status = "FAILED"
     try:
         yield run
@@ -213,14 +222,58 @@ def logged_steps(run_id: str, key: str) -> set[int]:
     return {m.step for m in MlflowClient().get_metric_history(run_id, key)}
 
 
-def latest_training_run(experiment_id: str, model: str) -> str:
-    """Id of the newest FINISHED run tagged ``model=<model>``: where a model's later artifacts belong."""
+def client():
     from mlflow.tracking import MlflowClient
 
-    runs = MlflowClient().search_runs(
-        [experiment_id], filter_string=f"tags.model = '{model}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"], max_results=1)
-    if not runs:
-        raise TrackingError(f"no finished MLflow run tagged model={model} in experiment {experiment_id} at "
-                            f"{tracking_uri()}; run `dvc repro -f train@{model}` to record one")
-    return runs[0].info.run_id
+    return MlflowClient(tracking_uri())
+
+
+def log_metrics(run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+    """Log numbers to ``run_id`` in one request (``step`` = epoch for per-epoch curves)."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    with recording(f"logging metrics to run {run_id}"):
+        client().log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+
+def log_params(run_id: str, params: dict[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    with recording(f"logging params to run {run_id}"):
+        client().log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+
+
+def log_artifacts(run_id: str, folder: Path, artifact_path: str | None = None) -> None:
+    with recording(f"uploading artifacts to run {run_id}"):
+        client().log_artifacts(run_id, str(folder), artifact_path=artifact_path)
+
+
+def set_tags(run_id: str, tags: dict[str, str]) -> None:
+    with recording(f"tagging run {run_id}"):
+        for key, value in tags.items():
+            client().set_tag(run_id, key, value)
+
+
+def run_for_checkpoint(experiment_id: str, model: str, seed: int, md5: str, stage: str) -> str:
+    """The training run that wrote the checkpoint with this md5, or a new run linked to it by tags.
+
+    Among several (e.g. ``dvc repro -f`` re-trained the same weights), the newest finished one of the
+    same DVC experiment wins. A new run is named ``<model>/seed<seed>`` and tagged ``vaelab.lineage =
+    checkpoint-only``: it says the checkpoint came from elsewhere (a DVC remote), not from this store.
+    """
+    with recording("finding the training run of the checkpoint"):
+        runs = client().search_runs(
+            [experiment_id], filter_string=f"tags.`vaelab.checkpoint_md5` = '{md5}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"], max_results=50)
+    exp_name = os.environ.get("DVC_EXP_NAME")
+    same_exp = [r for r in runs if r.data.tags.get("dvc.exp_name") == exp_name]
+    if same_exp or runs:
+        return (same_exp or runs)[0].info.run_id
+    log.warning("%s seed %d: no run in %s wrote checkpoint %s; recording into a new run linked by its md5",
+                model, seed, tracking_uri(), md5)
+    tags = {**run_tags(model, stage), "seed": str(seed), "vaelab.checkpoint_md5": md5, "vaelab.lineage": "checkpoint-only"}
+    with recording("creating a run for a pulled checkpoint"):
+        run = client().create_run(experiment_id, tags=tags, run_name=f"{model}/seed{seed}")
+        client().set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id

@@ -11,7 +11,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from vaelab.data import NUM_CLASSES
-from vaelab.plots import DIGIT_NORM, DIGITS, as_array, styled
+from vaelab.ratedistortion import NATS_PER_BIT, Point, sweeps
+from vaelab.viz.images import DIGIT_NORM, DIGITS, as_array, styled
 
 
 def _latent_axes(ax, limits: tuple[float, float], projected: bool) -> None:
@@ -75,4 +76,34 @@ def loss_curves(histories: dict[str, tuple[Sequence[float], Sequence[float]]], y
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     ax.set_title("Test loss per epoch (each model's own loss)")
+    return fig
+
+
+@styled
+def rd_figure(points: list[Point], base_beta: float = 1.0, base_latent: int = 2) -> Figure:
+    """Distortion against rate: one panel per model, one curve per sweep, points labelled."""
+    models = sorted({p.model for p in points})
+    if not models:
+        raise ValueError("no rate–distortion points to plot")
+    fig = Figure(figsize=(6 * len(models), 4.6), layout="tight")
+    axes = fig.subplots(1, len(models), squeeze=False)
+    styles = {"beta": ("o-", "C0", "β={:g}", lambda p: p.beta),
+              "latent_dim": ("s--", "C1", "d={:d}", lambda p: p.latent_dim)}
+    for ax, model in zip(axes[0], models):
+        for kind, curve in sweeps(points, model, base_beta, base_latent).items():
+            fmt, color, label, value = styles[kind]
+            if not curve:
+                continue
+            ax.plot([p.rate_nats for p in curve], [p.distortion for p in curve], fmt, color=color,
+                    label=f"{kind} sweep" + (f" (d={base_latent})" if kind == "beta" else f" (β={base_beta:g})"))
+            for p in curve:
+                ax.annotate(label.format(value(p)), (p.rate_nats, p.distortion), textcoords="offset points",
+                            xytext=(4, 4 if kind == "beta" else -11), fontsize=8, color=color)
+        ax.set_title(model)
+        ax.set_xlabel("rate: test KL per image (nats)")
+        ax.set_ylabel("distortion: test reconstruction term per image")
+        top = ax.secondary_xaxis("top", functions=(lambda n: n / NATS_PER_BIT, lambda b: b * NATS_PER_BIT))
+        top.set_xlabel("rate (bits)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     return fig

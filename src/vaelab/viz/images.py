@@ -2,8 +2,8 @@
 
 Every function draws in one style (:data:`STYLE`), images in grey on the fixed scale [0, 1] and
 digits in the ten colours of ``tab10``. Inputs may be numpy arrays or torch tensors; images are
-rows of 784 pixels. This module draws images; :mod:`vaelab.charts` draws points and curves in the
-same style. Saving and choosing what to draw is :mod:`vaelab.figures`' job.
+rows of 784 pixels. This module draws images; :mod:`vaelab.viz.charts` draws points and curves in the
+same style. Choosing what to draw is :mod:`vaelab.viz.model_figures`' job.
 """
 
 from __future__ import annotations

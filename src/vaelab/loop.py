@@ -1,5 +1,10 @@
 """The one training loop every model shares, with per-epoch resumable checkpoints.
 
+Batches carry images and labels ``(x, y)``: a conditional model uses y, the others ignore it, and the
+loop never asks which. Each batch is shown to the model in its data space (grey, dequantised or
+binarised; :func:`vaelab.data.view`). Loss terms are accumulated on the model's device and read once
+per epoch: no host synchronisation per step, so a CUDA run is not throttled by the CPU.
+
 At the end of each epoch the loop writes (atomically) the model, optimizer and RNG states, the
 history so far and a fingerprint of the params and data. Started again with the same fingerprint it
 resumes from the last complete epoch and ends bit-identical (on CPU) to an uninterrupted run; a
@@ -14,45 +19,37 @@ import json
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from tqdm import tqdm
 
-from vaelab.config import ConfigError, TrainConfig
-from vaelab.data import batches
-from vaelab.files import atomic_path
-from vaelab.models import Model
+from vaelab.checkpoints import save_bytes
+from vaelab.config import TrainConfig
+from vaelab.data import batches, view
+from vaelab.models.base import LatentModel
 
 log = logging.getLogger(__name__)
 TERMS = ("loss", "recon", "kl")
 
 
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite: training diverged."""
+from vaelab.errors import NonFiniteLossError  # noqa: E402  (re-exported)
 
 
 @dataclass(frozen=True)
 class Epoch:
-    """Mean loss terms of one epoch: ``train`` over its batches, ``test`` over the whole test set."""
+    """Mean loss terms of one epoch: ``train`` over its batches, ``test`` over the whole test set, and the
+    model's own diagnostics at the end of the epoch (e.g. a learned decoder σ)."""
 
     epoch: int
     train: dict[str, float]
     test: dict[str, float]
+    diagnostics: dict[str, float] = field(default_factory=dict)
 
     def flat(self) -> dict[str, float]:
-        return {f"{split}_{k}": v for split in ("train", "test") for k, v in getattr(self, split).items()}
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present, else the CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device = 'cuda': expected a machine with CUDA; use 'auto' or 'cpu' here")
-    return torch.device(name)
+        out = {f"{split}_{k}": v for split in ("train", "test") for k, v in getattr(self, split).items()}
+        return {**out, **self.diagnostics}
 
 
 def fingerprint(*parts: Any, data: torch.Tensor | None = None) -> str:
@@ -63,22 +60,20 @@ def fingerprint(*parts: Any, data: torch.Tensor | None = None) -> str:
     return digest.hexdigest()[:16]
 
 
+def _mean_terms(sums: torch.Tensor, n: int) -> dict[str, float]:
+    return dict(zip(TERMS, (sums / n).tolist()))  # the one host read of the epoch
+
+
 @torch.no_grad()
-def evaluate_loss(model: Model, x: torch.Tensor, batch_size: int) -> dict[str, float]:
+def evaluate_loss(model: LatentModel, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> dict[str, float]:
     """Loss terms averaged over all images of ``x`` (model left in train mode afterwards)."""
     model.eval()
-    sums = dict.fromkeys(TERMS, 0.0)
+    sums = torch.zeros(len(TERMS), device=x.device)
     for idx in batches(len(x), batch_size):
-        out = model.loss(x[idx])
-        for k in TERMS:
-            sums[k] += out[k].item() * len(idx)
+        out = model.loss(x[idx], y[idx])
+        sums += torch.stack([out[k] for k in TERMS]) * len(idx)
     model.train()
-    return {k: v / len(x) for k, v in sums.items()}
-
-
-def _save_state(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    return _mean_terms(sums, len(x))
 
 
 def load_state(path: Path, fingerprint: str) -> dict | None:
@@ -102,9 +97,9 @@ def load_state(path: Path, fingerprint: str) -> dict | None:
 
 
 def fit(
-    model: Model,
-    train_x: torch.Tensor,
-    test_x: torch.Tensor,
+    model: LatentModel,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
     cfg: TrainConfig,
     *,
     seed: int,
@@ -116,7 +111,7 @@ def fit(
     extra: dict | None = None,
     on_epoch: Callable[[Epoch], None] | None = None,
 ) -> list[Epoch]:
-    """Train ``model`` for ``cfg.epochs`` epochs of Adam; return the per-epoch history.
+    """Train ``model`` for ``cfg.epochs`` epochs of Adam on ``train = (images, labels)``; return the history.
 
     ``resume`` (from :func:`load_state`) continues a previous run; ``extra`` is stored in every
     checkpoint (e.g. the tracking run id) so a resumed run can find it again.
@@ -124,7 +119,11 @@ def fit(
     torch.manual_seed(seed)
     shuffle = torch.Generator().manual_seed(seed)
     model.to(device).train()
-    train_x, test_x = train_x.to(device), test_x.to(device)
+    space = model.cfg.data
+    train_x, train_y = (t.to(device) for t in train)
+    # The test set is seen in the model's data space once, with a fixed draw: epochs stay comparable.
+    test_gen = torch.Generator(device).manual_seed(seed)
+    test_x, test_y = view(space, test[0].to(device), test_gen), test[1].to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     history: list[Epoch] = []
     if resume is not None:
@@ -136,36 +135,29 @@ def fit(
         log.info("%s: resuming after epoch %d of %d", name, len(history), cfg.epochs)
 
     for epoch in range(len(history) + 1, cfg.epochs + 1):
-        sums, seen = dict.fromkeys(TERMS, 0.0), 0
-        bar = tqdm(list(batches(len(train_x), cfg.batch_size, shuffle)), desc=f"{name} {epoch}/{cfg.epochs}",
-                   leave=False, disable=None)
-        for step, idx in enumerate(bar, start=1):
-            out = model.loss(train_x[idx.to(device)])
-            value = out["loss"].item()
-            if not math.isfinite(value):
-                raise NonFiniteLossError(f"{name}: loss is {value} at epoch {epoch}, batch {step}; "
-                                         f"lower train.lr (now {cfg.lr}) or check the data")
+        sums, seen = torch.zeros(len(TERMS), device=device), 0
+        for idx in batches(len(train_x), cfg.batch_size, shuffle):
+            idx = idx.to(device)
+            out = model.loss(view(space, train_x[idx]), train_y[idx])
             opt.zero_grad(set_to_none=True)
             out["loss"].backward()
             opt.step()
             seen += len(idx)
-            for k in TERMS:
-                sums[k] += out[k].item() * len(idx)
-            bar.set_postfix(loss=f"{sums['loss'] / seen:.2f}", refresh=False)
-        result = Epoch(epoch, {k: v / seen for k, v in sums.items()}, evaluate_loss(model, test_x, cfg.batch_size))
+            sums += torch.stack([out[k].detach() for k in TERMS]) * len(idx)
+        train_terms = _mean_terms(sums, seen)
+        result = Epoch(epoch, train_terms, evaluate_loss(model, test_x, test_y, cfg.batch_size), model.diagnostics())
         if not all(math.isfinite(v) for v in result.flat().values()):
-            # The last step can leave NaN weights that no training batch saw: never record them.
-            raise NonFiniteLossError(f"{name}: non-finite losses {result.flat()} at epoch {epoch}, "
-                                     f"batch {step} (after the last step); lower train.lr (now {cfg.lr})")
+            raise NonFiniteLossError(f"{name}: non-finite losses {result.flat()} at epoch {epoch}; "
+                                     f"lower train.lr (now {cfg.lr}) or check the data")
         history.append(result)
         log.info("%s epoch %d/%d: train loss %.3f, test loss %.3f", name, epoch, cfg.epochs,
                  result.train["loss"], result.test["loss"])
         if state_path is not None:
-            _save_state(state_path, {
+            save_bytes({
                 "fingerprint": state_fingerprint, "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "torch_rng": torch.get_rng_state(), "shuffle_rng": shuffle.get_state(),
                 "history": [asdict(e) for e in history], "extra": extra or {},
-            })
+            }, state_path)
         if on_epoch is not None:
             on_epoch(result)
     model.eval()

@@ -1,0 +1,64 @@
+"""What an encoder returns: a distribution over the latent code that callers ask, never inspect.
+
+``model.encode(x)`` returns one of these (as diffusers' autoencoders return a
+``DiagonalGaussianDistribution``): ``.mean`` is the deterministic code used by the figures and the
+latent metrics, ``.rsample()`` a reparameterised sample for training, ``.kl()`` the KL divergence to
+the prior N(0, I), zero for an autoencoder's point mass.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+class DiagonalGaussian:
+    """q(z|x) = N(mean, diag(exp(logvar)))."""
+
+    def __init__(self, mean: torch.Tensor, logvar: torch.Tensor):
+        self.mean, self.logvar = mean, logvar
+
+    @property
+    def std(self) -> torch.Tensor:
+        return (0.5 * self.logvar).exp()
+
+    def rsample(self, k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z = mean + std * eps, eps ~ N(0, I) (Kingma & Welling 2014, eq. 10): gradients flow through.
+
+        ``k`` draws per row give [B, k, d]; without it, one draw [B, d].
+        """
+        shape = self.mean.shape if k is None else (self.mean.shape[0], k, self.mean.shape[1])
+        eps = torch.randn(shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+        mean, std = (self.mean, self.std) if k is None else (self.mean[:, None], self.std[:, None])
+        return mean + std * eps
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log q(z|x) summed over latent dimensions; ``z`` is [B, d] or [B, K, d]."""
+        mean, logvar = (self.mean, self.logvar) if z.dim() == self.mean.dim() else (self.mean[:, None], self.logvar[:, None])
+        return -0.5 * ((z - mean).pow(2) / logvar.exp() + logvar + LOG_2PI).sum(-1)
+
+    def kl(self) -> torch.Tensor:
+        """KL(q || N(0, I)) in closed form (Kingma & Welling 2014, appendix B):
+        −½ Σ_j (1 + logvar_j − mean_j² − exp(logvar_j)), one value per row."""
+        return -0.5 * (1 + self.logvar - self.mean.pow(2) - self.logvar.exp()).sum(-1)
+
+
+class PointMass:
+    """An autoencoder's code: all mass on one point, no KL (the AE has no prior)."""
+
+    def __init__(self, z: torch.Tensor):
+        self.mean = z
+
+    def rsample(self, k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.mean if k is None else self.mean[:, None].expand(-1, k, -1)
+
+    def kl(self) -> torch.Tensor:
+        return torch.zeros(self.mean.shape[0], device=self.mean.device, dtype=self.mean.dtype)
+
+
+def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) summed over the last dimension: the prior p(z)."""
+    return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)

@@ -1,0 +1,94 @@
+"""The model registry: one line per model kind. A new kind is one module here plus one line below.
+
+Public API::
+
+    from vaelab import models
+    model = models.load("models/vae_bce/seed42/model.pt")   # eval mode; torch.load(weights_only=True) inside
+    q = model.encode(x)               # a posterior object: q.mean, q.rsample(), q.kl()
+    images = model.mean_image(q.mean) # [N, 784] pixel means in [0, 1]
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vaelab.checkpoints import load_module, save_bytes, to_bytes
+from vaelab.config import ConfigError, Params, from_dict
+from vaelab.models.ae import Autoencoder
+from vaelab.models.base import LatentModel
+from vaelab.models.vae import VAE
+
+REGISTRY: dict[str, type[LatentModel]] = {
+    "ae": Autoencoder,
+    "vae": VAE,
+}
+for _kind, _cls in REGISTRY.items():
+    _cls.kind = _kind
+FORMAT = "vaelab.model/2"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of params.yaml `models:`: its kind and that kind's validated settings."""
+
+    kind: str
+    config: Any
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, **asdict(self.config)}
+
+
+def spec_from_dict(data: Any, path: str) -> ModelSpec:
+    """Validate a `models:` entry; an unknown kind is a ConfigError listing the registered kinds."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} = {data!r}: expected a mapping with a `kind`")
+    rest = dict(data)
+    kind = rest.pop("kind", None)
+    if kind not in REGISTRY:
+        raise ConfigError(f"{path}.kind = {kind!r}: expected one of the registered kinds {sorted(REGISTRY)}")
+    config = from_dict(REGISTRY[kind].Config, rest, path)
+    REGISTRY[kind].validate(config, path)
+    return ModelSpec(kind, config)
+
+
+def spec_of(params: Params, name: str) -> ModelSpec:
+    """The validated spec of model ``name`` of params.yaml (a ConfigError names the key and what is expected)."""
+    return spec_from_dict(params.model_entry(name), f"models.{name}")
+
+
+def check_all(params: Params) -> list[ModelSpec]:
+    """Validate every `models:` entry up front (a stage fails before any work on a bad entry)."""
+    return [spec_of(params, name) for name in params.models]
+
+
+def build(spec: ModelSpec, seed: int | None = None) -> LatentModel:
+    """A freshly initialised model (seeded: reproducible weights, the global RNG left untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        return REGISTRY[spec.kind](spec.config)
+
+
+def _payload(model: LatentModel) -> dict:
+    return {"format": FORMAT, "config": {"kind": model.kind, **asdict(model.cfg)},
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+
+
+def checkpoint_bytes(model: LatentModel) -> bytes:
+    """The checkpoint file's bytes: identical weights give identical bytes."""
+    return to_bytes(_payload(model))
+
+
+def save(model: LatentModel, path: str | Path) -> None:
+    """Write a checkpoint that :func:`load` reads (atomically, byte-identical for identical weights)."""
+    save_bytes(_payload(model), Path(path))
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> LatentModel:
+    """Load a trained model in eval mode. Never executes code from the file (``weights_only=True``)."""
+    return load_module(path, FORMAT, lambda c: build(spec_from_dict(c, "config")),
+                       "run `dvc repro` to train it", device)

@@ -1,0 +1,52 @@
+"""The VAE: diagonal-Gaussian q(z|x), prior N(0, I), and any decoder likelihood of :mod:`vaelab.likelihoods`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from vaelab import likelihoods
+from vaelab.config import hidden_widths, non_negative, positive_int
+from vaelab.data import INPUT_DIM
+from vaelab.distributions import DiagonalGaussian
+from vaelab.models.base import LatentModel
+from vaelab.models.layers import mlp
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    latent_dim: int = field(default=2, metadata=positive_int())
+    hidden: list[int] = field(default_factory=lambda: [512, 256, 128], metadata=hidden_widths())
+    # The decoder's p(x|z): a mapping with `name` and that likelihood's own settings, e.g.
+    # {name: gaussian, sigma: 1.0} or {name: bernoulli}; validated by vaelab.likelihoods.build.
+    likelihood: dict = field(default_factory=lambda: {"name": "bernoulli"})
+    # Weight of the KL term: 1 is the ELBO, other values a β-VAE.
+    beta: float = field(default=1.0, metadata=non_negative())
+    # The pixels the model trains on: "grey" (k/255, as the post), "dequantized" ((k + u)/256, u ~ U(0,1),
+    # for proper densities on [0, 1]), "binarized" (dynamically binarised, x ~ Bernoulli(grey)).
+    data: Literal["grey", "dequantized", "binarized"] = "grey"
+
+
+class VAE(LatentModel):
+    """q(z|x) = N(μ(x), diag σ²(x)) sampled by the reparameterisation trick; p(z) = N(0, I)."""
+
+    Config = VAEConfig
+
+    @classmethod
+    def validate(cls, cfg: VAEConfig, path: str) -> None:
+        likelihoods.build(cfg.likelihood, f"{path}.likelihood")
+
+    def __init__(self, cfg: VAEConfig):
+        super().__init__(cfg)
+        self.likelihood = likelihoods.build(cfg.likelihood)
+        self.encoder = mlp([INPUT_DIM, *cfg.hidden, 2 * cfg.latent_dim])
+        self.decoder = mlp([cfg.latent_dim, *reversed(cfg.hidden), self.likelihood.params_per_pixel * INPUT_DIM])
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> DiagonalGaussian:
+        mean, logvar = self.encoder(x).chunk(2, dim=-1)
+        return DiagonalGaussian(mean, logvar)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decoder(z)

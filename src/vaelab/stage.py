@@ -1,0 +1,86 @@
+"""What every stage program (``stages/*.py``) shares: turning known failures into one clear line and a
+non-zero exit, and publishing outputs only when the whole stage succeeded.
+
+A stage writes its outputs into a staging folder laid out like the project (``staging/models/...``,
+``staging/metrics/...``), records them, and then :func:`publish` moves every staged file into place.
+If anything fails before that, the staging folder is removed and no output is half-written or stale.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator, TypeVar
+
+T = TypeVar("T")
+log = logging.getLogger("vaelab")
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """Failures a user can act on: reported as one message and a non-zero exit, not a traceback."""
+    from mlflow.exceptions import MlflowException
+
+    from vaelab.config import ConfigError
+    from vaelab.data import DataError
+    from vaelab.download import DownloadError
+    from vaelab.errors import CheckpointError, NonFiniteLossError, ReportError
+    from vaelab.tracking import TrackingError
+
+    return (ConfigError, DataError, DownloadError, CheckpointError, TrackingError, NonFiniteLossError,
+            MlflowException, ReportError)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def run_stage(name: str, work: Callable[[], T]) -> T:
+    """Run a stage's work; on an expected failure log ``<stage>: error: ...`` and exit 1.
+
+    SIGTERM (e.g. from DVC or a scheduler) is handled like Ctrl-C, so clean-up code runs and the
+    MLflow run is marked KILLED; finished epochs stay in checkpoints/ for the next run to resume.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return work()
+    except expected_errors() as err:
+        log.error("%s failed: %s", name, err)
+        sys.exit(1)
+    except KeyboardInterrupt as err:
+        log.error("%s interrupted (%s); re-run it to resume from the last finished epoch", name, err or "SIGINT")
+        sys.exit(130)
+
+
+@contextlib.contextmanager
+def staging(root: Path, prefix: str) -> Iterator[Path]:
+    """A temporary folder inside ``root`` (same file system: renames are atomic), always removed."""
+    folder = Path(tempfile.mkdtemp(dir=root, prefix=f".{prefix}-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def publish(staged: Path, root: Path, replace: list[str] = ()) -> list[Path]:
+    """Move every file under ``staged`` to the same relative path under ``root``.
+
+    Folders in ``replace`` (relative to root) are emptied first, so no file of an earlier run survives
+    in an output folder (e.g. a figure a model no longer draws).
+    """
+    for rel in replace:
+        shutil.rmtree(root / rel, ignore_errors=True)
+    moved = []
+    for src in sorted(p for p in staged.rglob("*") if p.is_file()):
+        dest = root / src.relative_to(staged)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(src, 0o644)  # mkstemp makes owner-only files; outputs are for everyone who reads the repo
+        os.replace(src, dest)
+        moved.append(dest)
+    return moved
