@@ -101,16 +101,37 @@ def set_params(project: Path, **updates) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-# Small but real: the first 600 training images, one epoch, a cheap IWAE bound and silhouette.
+# Small but real: the first 600 training images, one epoch, two seeds, a cheap IWAE bound and silhouette.
 # Enough for every stage to run; the full-size settings are exercised by `dvc repro` itself.
-QUICK = {"data__train_size": 600, "train__epochs": 1, "device": "cpu",
-         "evaluate__iwae_samples": 4, "evaluate__silhouette_size": 1000}
+QUICK = {"data__train_size": 600, "train__epochs": 1, "device": "cpu", "seeds": [1, 2],
+         "evaluate__iwae_samples": 4, "evaluate__silhouette_size": 1000, "judge__epochs": 1}
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A temporary git copy of the project with quick params committed."""
+    """A temporary git copy of the project with quick params committed (not run yet)."""
     proj = make_project_copy(tmp_path / "project")
     set_params(proj, **QUICK)
     run(["git", "commit", "-qam", "quick params"], proj)
     return proj
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ONE `dvc repro` of the whole pipeline with quick params, shared by the session: read it, never change it
+    (use ``pipeline_copy`` to change things). Its results are committed, so `git status` is clean."""
+    proj = make_project_copy(tmp_path_factory.mktemp("tiny") / "project")
+    set_params(proj, **QUICK)
+    run(["git", "commit", "-qam", "quick params"], proj)
+    (proj.parent / "repro.log").write_text(run(["dvc", "repro"], proj).stdout)
+    run(["git", "add", "-A"], proj)
+    run(["git", "commit", "-qm", "tiny pipeline results"], proj)
+    return proj
+
+
+@pytest.fixture
+def pipeline_copy(tiny_pipeline: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny pipeline (git history, DVC cache, MLflow store and outputs included)."""
+    dest = tmp_path / "project"
+    shutil.copytree(tiny_pipeline, dest, symlinks=True)
+    return dest

@@ -1,53 +1,110 @@
-"""End to end: `dvc repro` in a temporary git copy trains the three models and records them in MLflow."""
+"""End to end on ONE shared tiny `dvc repro` (conftest ``tiny_pipeline``): every model of params.yaml flows through
+every stage, every seed is its own MLflow run holding exactly its own figures and eval metrics, a forced re-run
+is byte-identical, and a new `models:` entry needs no edit of dvc.yaml or the code."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import run, set_params
-
-MODELS = ("ae", "vae_mse", "vae_bce")
-
-
-def train_stages_run(stdout: str) -> set[str]:
-    return {m for m in MODELS if f"Running stage 'train@{m}'" in stdout}
+from vaelab.files import md5_of_file
+from vaelab.viz.model_figures import model_label
 
 
-def test_repro_trains_three_models_tracked_in_mlflow(project):
-    first = run(["dvc", "repro"], project)
-    assert train_stages_run(first.stdout) == set(MODELS)
-    for m in MODELS:
-        assert (project / "models" / m / "model.pt").is_file()
-        metrics = json.loads((project / "metrics" / f"{m}.json").read_text())
-        assert metrics["epochs"] == 1 and metrics["test"]["loss"] > 0
-        header = (project / "plots" / m / "history.csv").read_text().splitlines()[0]
-        assert header == "epoch,train_loss,train_recon,train_kl,test_loss,test_recon,test_kl"
+def params_of(project: Path) -> dict:
+    return yaml.safe_load((project / "params.yaml").read_text())
 
+
+def stages_run(stdout: str) -> set[str]:
+    return {line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage '")}
+
+
+def training_runs(project: Path) -> dict[tuple[str, str], object]:
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("vaelab")
-    runs = client.search_runs([experiment.experiment_id], "tags.model != ''")
-    train_runs = {r.data.tags["model"]: r for r in runs if r.data.tags.get("dvc.stage", "").startswith("train@")}
-    assert set(train_runs) == set(MODELS)
-    for name, r in train_runs.items():
+    exp = client.get_experiment_by_name("vaelab")
+    runs = client.search_runs([exp.experiment_id], "tags.`dvc.stage` LIKE 'train@%'")
+    return {(r.data.tags["model"], r.data.tags["seed"]): r for r in runs}
+
+
+def test_every_model_and_seed_flows_through_every_stage(tiny_pipeline: Path) -> None:
+    params = params_of(tiny_pipeline)
+    names, seeds = list(params["models"]), params["seeds"]
+    report = (tiny_pipeline / "reports" / "report.md").read_text()
+    for m in names:
+        for s in seeds:
+            assert (tiny_pipeline / "models" / m / f"seed{s}" / "model.pt").is_file()
+            assert (tiny_pipeline / "plots" / "history" / m / f"seed{s}.csv").is_file()
+        train = json.loads((tiny_pipeline / "metrics" / "train" / f"{m}.json").read_text())
+        evals = json.loads((tiny_pipeline / "metrics" / "eval" / f"{m}.json").read_text())
+        assert {f"seed{s}" for s in seeds} <= set(train) and {f"seed{s}" for s in seeds} <= set(evals)
+        assert train[f"seed{seeds[0]}"]["test"]["loss"] != train[f"seed{seeds[1]}"]["test"]["loss"]  # seeds differ
+        assert evals["mean"]["reconstruction"]["mse_per_image"] > 0
+        assert (tiny_pipeline / "reports" / "figures" / m / "reconstructions.png").is_file()
+        assert f"| {model_label(m)} " in report or f" {model_label(m)} |" in report
+    claims = json.loads((tiny_pipeline / "metrics" / "claims.json").read_text())
+    assert len(claims) == len(params["claims"])
+    assert all(c["verdict"] in ("supported", "contradicted", "inconclusive") for c in claims)
+
+
+def test_each_seed_is_one_run_with_exactly_its_own_figures_and_eval_metrics(tiny_pipeline: Path) -> None:
+    params = params_of(tiny_pipeline)
+    runs = training_runs(tiny_pipeline)
+    client = MlflowClient(f"sqlite:///{tiny_pipeline / 'mlflow.db'}")
+    assert set(runs) == {(m, str(s)) for m in params["models"] for s in params["seeds"]}
+    for (m, s), r in runs.items():
         assert r.info.status == "FINISHED"
-        assert r.data.params["model.kind"] == ("ae" if name == "ae" else "vae")
-        assert r.data.tags["dvc.stage"] == f"train@{name}" and len(r.data.tags["git.commit"]) == 40
-        history = client.get_metric_history(r.info.run_id, "test_loss")
-        assert [h.step for h in history] == [1]
-        artifacts = {a.path for a in client.list_artifacts(r.info.run_id, "outputs")}
-        assert {"outputs/model.pt", "outputs/history.csv", "outputs/metrics.json"} <= artifacts
-    assert experiment.artifact_location.startswith(f"file://{project}")
+        assert r.data.tags["vaelab.checkpoint_md5"] == md5_of_file(tiny_pipeline / "models" / m / f"seed{s}" / "model.pt")
+        assert [h.step for h in client.get_metric_history(r.info.run_id, "test_loss")] == [1]
+        evals = [k for k in r.data.metrics if k.startswith("eval.")]
+        assert "eval.reconstruction.mse_per_image" in evals
+        for key in evals:
+            assert len(client.get_metric_history(r.info.run_id, key)) == 1, key
+        assert "evaluate.iwae_samples" in r.data.params and "eval.iwae_samples" not in r.data.metrics
+        figures = {a.path for a in client.list_artifacts(r.info.run_id, "figures")}
+        assert bool(figures) == (s == str(params["seeds"][0])), (m, s, figures)
 
-    shown = run(["dvc", "metrics", "show", "--json"], project)
-    assert all(f"metrics/{m}.json" in shown.stdout for m in MODELS)
 
-    # A VAE-only change retrains the VAEs, not the autoencoder.
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-qm", "first run"], project)
-    set_params(project, models__vae_mse__beta=0.5, models__vae_bce__beta=0.5)
-    diff = run(["dvc", "params", "diff"], project)
-    assert "models.vae_mse.beta" in diff.stdout
-    second = run(["dvc", "repro"], project)
-    assert train_stages_run(second.stdout) == {"vae_mse", "vae_bce"}
+def test_repro_leaves_git_clean_and_nothing_to_do(tiny_pipeline: Path) -> None:
+    assert run(["git", "status", "--porcelain"], tiny_pipeline).stdout == ""
+    status = run(["dvc", "status", "--json"], tiny_pipeline).stdout
+    assert json.loads(status) == {}
+
+
+def test_forced_rerun_is_byte_identical(pipeline_copy: Path) -> None:
+    def snapshot() -> dict[str, bytes]:
+        files = [pipeline_copy / "dvc.lock", *sorted((pipeline_copy / "metrics").rglob("*.json")),
+                 *sorted((pipeline_copy / "plots").rglob("*.csv"))]
+        return {str(f.relative_to(pipeline_copy)): f.read_bytes() for f in files}
+
+    before = snapshot()
+    run(["dvc", "repro", "-f"], pipeline_copy)
+    after = snapshot()
+    assert sorted(after) == sorted(before)
+    changed = [k for k in before if before[k] != after[k]]
+    assert changed == [], f"changed by a forced re-run: {changed}"
+    assert run(["git", "status", "--porcelain"], pipeline_copy).stdout == ""
+
+
+def test_a_new_models_entry_flows_through_without_editing_dvc_yaml(pipeline_copy: Path) -> None:
+    dvc_yaml = (pipeline_copy / "dvc.yaml").read_bytes()
+    set_params(pipeline_copy, models__vae_new={"kind": "vae", "likelihood": {"name": "gaussian", "sigma": 0.5},
+                                               "latent_dim": 2, "hidden": [64, 32, 16]})
+    out = run(["dvc", "repro"], pipeline_copy).stdout
+    # Only the new model's stages and the report run; the others are unchanged.
+    assert stages_run(out) == {"train@vae_new", "figures@vae_new", "evaluate@vae_new", "report"}
+    assert (pipeline_copy / "dvc.yaml").read_bytes() == dvc_yaml
+    assert (pipeline_copy / "reports" / "figures" / "vae_new" / "prior_samples.png").is_file()
+    assert "reconstruction" in json.loads((pipeline_copy / "metrics" / "eval" / "vae_new.json").read_text())["mean"]
+    assert "VAE-NEW" in (pipeline_copy / "reports" / "report.md").read_text()
+
+
+def test_a_model_change_reruns_only_that_model(pipeline_copy: Path) -> None:
+    set_params(pipeline_copy, models__vae_mse__beta=0.5)
+    assert "models.vae_mse.beta" in run(["dvc", "params", "diff"], pipeline_copy).stdout
+    changed = set(json.loads(run(["dvc", "status", "--json"], pipeline_copy).stdout))
+    assert {"train@vae_mse", "figures@vae_mse", "evaluate@vae_mse"} <= {c.split(":")[-1] for c in changed}
+    assert not any(c.split(":")[-1].endswith("@ae") or c.endswith("@vae_bce") for c in changed)
