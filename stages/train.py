@@ -69,6 +69,10 @@ def train_seed(params: Params, name: str, seed: int, root: Path, experiment_id: 
         rid = run.info.run_id
         if rid != run_id:  # a new run
             tracking.log_params(rid, {**flatten(settings), "device": str(device)})
+            size = len(train.images)
+            tracking.log_dataset(rid, train.images, f"mnist-train[:{size}]", "data/MNIST/raw (train-*-idx*-ubyte)",
+                                 "training")
+            tracking.log_dataset(rid, test.images, "mnist-test", "data/MNIST/raw (t10k-*-idx*-ubyte)", "testing")
         done = tracking.logged_steps(rid, "test_loss")  # epochs an interrupted process finished but did not log
         for epoch in resume["history"] if resume else []:
             if epoch["epoch"] not in done:
@@ -104,8 +108,13 @@ def train_model(params: Params, name: str, root: Path = Path(".")) -> list[dict]
             final[f"seed{r['seed']}"] = {"train": history[-1].train, "test": history[-1].test, **history[-1].diagnostics}
         write_atomic(staged / "metrics" / "train" / f"{name}.json",
                      json.dumps({"epochs": params.train.epochs, **final}, indent=2) + "\n")
-        for r in results:
-            tracking.log_artifacts(r["run_id"], staged / "models" / name / f"seed{r['seed']}", "outputs")
+        example = load_split(root / "data", "test").images[:5]
+        for r in results:  # in seed order: version numbers in the registry follow the seeds
+            folder = staged / "models" / name / f"seed{r['seed']}"
+            tracking.log_artifacts(r["run_id"], folder, "outputs")
+            tags = {k: v for k, v in tracking.run_tags(name, f"train@{name}").items() if k != "dvc.stage"}
+            tracking.log_model(r["run_id"], folder / "model.pt", example, f"vaelab-{name}",
+                               {**tags, "seed": str(r["seed"]), "vaelab.checkpoint_md5": md5_of_bytes(r["checkpoint"])})
         publish(staged, root, replace=[f"models/{name}", f"plots/history/{name}"])
     for r in results:
         Path(r["state_path"]).unlink(missing_ok=True)  # finished: the DVC outputs are now the result

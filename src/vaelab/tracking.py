@@ -21,6 +21,7 @@ experiment's baseline commit) so a run in the MLflow UI can be matched to its ``
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import fcntl
 import logging
 import os
@@ -105,7 +106,21 @@ def setup(experiment: str) -> str:
         # A local store gets an absolute artifact root under the project, so that an experiment first
         # created from a temporary copy (`dvc exp run --queue`) does not point into a deleted folder.
         location = (project_root() / "mlruns").as_uri() if _sqlite_path(uri) else None
-        return mlflow.create_experiment(experiment, artifact_location=location)
+        return mlflow.create_experiment(experiment, artifact_location=location,
+                                        tags={"mlflow.note.content": EXPERIMENT_NOTE})
+
+
+EXPERIMENT_NOTE = """vaelab: autoencoders and VAEs on MNIST with a 2-D latent, after the blog post *Data Compression and
+generation with Variational Autoencoders*. One run per model and seed (`train@<model>` of the DVC pipeline),
+tagged `model`, `seed`, `git.commit`, `dvc.exp_name` and `vaelab.checkpoint_md5`; its figures and
+evaluation metrics (`eval.*`) are attached to that run. Trained models are registered as `vaelab-<model>`.
+The study's report (every model side by side, the claims table) is the run named `report` and
+`reports/report.md` in the repository."""
+
+
+def ui_url(base: str, experiment_id: str) -> str:
+    """The experiment's runs table in the model-training view (MLflow 3 opens on the GenAI overview otherwise)."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 @contextlib.contextmanager
@@ -253,6 +268,76 @@ def set_tags(run_id: str, tags: dict[str, str]) -> None:
     with recording(f"tagging run {run_id}"):
         for key, value in tags.items():
             client().set_tag(run_id, key, value)
+
+
+def log_dataset(run_id: str, images: Any, name: str, source: str, context: str) -> None:
+    """Record a training or test split as an MLflow dataset input (digest of the exact pixels, size, source),
+    so the runs table's Dataset column tells runs on different data apart."""
+    import numpy as np
+    from mlflow.data.numpy_dataset import from_numpy
+
+    pixels = np.ascontiguousarray(images.cpu().numpy())
+    digest = hashlib.md5(pixels.tobytes()).hexdigest()[:16]
+    dataset = from_numpy(pixels, source=source, name=name, digest=digest)
+    from mlflow.entities import DatasetInput, InputTag
+
+    with recording(f"logging dataset {name}"):
+        client().log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(),
+                                                           tags=[InputTag("mlflow.data.context", context)])])
+
+
+def _pyfunc_class():
+    import mlflow.pyfunc
+
+    class VaelabModel(mlflow.pyfunc.PythonModel):
+        """A vaelab checkpoint as an MLflow Model: ``predict(images)`` returns reconstructions, the decoded
+        posterior mean of each image ([N, 784] float32 pixel means in [0, 1]); conditional models take the
+        digit label as a 785th column."""
+
+        def load_context(self, context):
+            from vaelab.models import load
+
+            self.model = load(context.artifacts["checkpoint"])
+
+        def predict(self, context, model_input, params=None):
+            import numpy as np
+            import torch
+
+            x = torch.as_tensor(np.asarray(model_input, dtype=np.float32))
+            y = x[:, 784].long() if self.model.conditional else None
+            with torch.no_grad():
+                return self.model.mean_image(self.model.encode(x[:, :784], y).mean, y).numpy()
+
+    return VaelabModel
+
+
+def log_model(run_id: str, checkpoint: Path, example: Any, registered_name: str, version_tags: dict[str, str]) -> str:
+    """Log a checkpoint to ``run_id`` as an MLflow Model (signature and input example from ``example``) and
+    register it as a new version of ``registered_name``; returns the version."""
+    import mlflow
+    import mlflow.pyfunc
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    import vaelab
+
+    with recording(f"logging the MLflow Model of run {run_id}"):
+        model = _pyfunc_class()()
+        x = np.asarray(example, dtype=np.float32)
+        with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=model, artifacts={"checkpoint": str(checkpoint)},
+                code_paths=[str(Path(vaelab.__file__).parent)], input_example=x,
+                signature=infer_signature(x, np.zeros((len(x), 784), dtype=np.float32)),
+                pip_requirements=[f"torch=={_version('torch')}", f"mlflow=={_version('mlflow')}", "numpy"])
+        version = mlflow.register_model(info.model_uri, registered_name, tags=version_tags)
+        return version.version
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package).split("+")[0]
 
 
 def run_for_checkpoint(experiment_id: str, model: str, seed: int, md5: str, stage: str) -> str:
