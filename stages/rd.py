@@ -24,7 +24,7 @@ HOW = """## How this was produced
 PYTHONPATH=src python stages/rd.py      # reads `{command}`, writes reports/rd.md and reports/figures/rd.png
 ```
 
-Rate is the test KL(q(z|x) || p(z)) per image (`test.kl` of `metrics/<model>.json`), in nats and in
+Rate is the test KL(q(z|x) || p(z)) per image (`test.kl` of `metrics/train/<model>.json`, mean over seeds), in nats and in
 bits (nats / ln 2). Distortion is the model's own test reconstruction term (`test.recon`): nats of
 binary cross-entropy for `vae_bce`, half the summed squared error for `vae_mse` — different units,
 hence one panel per model. Every point is an experiment that differs from the baseline commit
@@ -58,7 +58,7 @@ def write_report(data: list[dict], out_dir: Path) -> Path:
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise click.ClickException(f"`{COMMAND}` output not understood: {err!r}") from None
     if not points:
-        raise click.ClickException("no finished experiment with metrics/vae_*.json test.kl and test.recon")
+        raise click.ClickException("no finished experiment with metrics/train/vae_*.json test.kl and test.recon")
     base = next(b for b in data if b.get("rev") != "workspace")
     fig = rd_figure(points)
     png = out_dir / "figures" / "rd.png"

@@ -3,25 +3,20 @@ a DVC remote, and the rate–distortion report read from `dvc exp show --json`."
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import signal
-import socket
-import subprocess
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run, set_params, subprocess_env
+from conftest import run
 
-from vaelab.ratedistortion import Point, points_from_exp_show, rd_figure, sweeps, table_markdown
+from vaelab.ratedistortion import Point, points_from_exp_show, sweeps, table_markdown
+from vaelab.viz.charts import rd_figure
 from vaelab.tracking import changed_params
 
 QUEUE_TIMEOUT_S = 900
-SERVER_TIMEOUT_S = 90
 
 
 def wait_for_queue(project: Path, names: list[str]) -> str:
@@ -36,57 +31,53 @@ def wait_for_queue(project: Path, names: list[str]) -> str:
     pytest.fail(f"queue not finished after {QUEUE_TIMEOUT_S} s:\n{status}")
 
 
-def test_queued_experiments_record_into_the_projects_mlflow_store(project: Path, tmp_path: Path) -> None:
-    from mlflow.tracking import MlflowClient
-
-    run(["dvc", "repro"], project)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-qm", "baseline"], project)
-    # A fresh store: the two workers below both find no schema and race to create it.
-    (project / "mlflow.db").unlink()
-    exps = {"bce-beta4": ("models.vae_bce.beta=4", "train@vae_bce"),
-            "mse-z4": ("models.vae_mse.latent_dim=4", "train@vae_mse")}
-    for name, (override, stage) in exps.items():
-        run(["dvc", "exp", "run", "--queue", "-n", name, "-S", override, stage], project)
-    run(["dvc", "queue", "start", "-j", "2"], project)
+def queue_and_wait(project: Path, exps: dict[str, tuple[str, ...]], jobs: int, **env: str) -> list[dict]:
+    """Queue DVC experiments (name -> `dvc exp run` args), run them with ``jobs`` workers, return `exp show`."""
+    for name, args in exps.items():
+        run(["dvc", "exp", "run", "--queue", "-n", name, *args], project, **env)
+    run(["dvc", "queue", "start", "-j", str(jobs)], project, **env)
     status = wait_for_queue(project, list(exps))
     for name in exps:
         assert next(line for line in status.splitlines() if name in line.split()).split()[-1] == "Success", \
             run(["dvc", "queue", "logs", name], project, check=False).stdout + status
+    return json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
 
-    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
+
+def test_parallel_queued_experiments_each_log_exactly_their_own_run(pipeline_copy: Path, tmp_path: Path) -> None:
+    """Three experiments of one model, `-j 3`: each seed's run holds exactly its own figures and eval metrics."""
+    from mlflow.tracking import MlflowClient
+
+    project = pipeline_copy
+    exps = {f"bce-beta{b}": ("-S", f"models.vae_bce.beta={b}", "figures@vae_bce", "evaluate@vae_bce") for b in (2, 4, 8)}
+    shown = queue_and_wait(project, exps, 3)
     (tmp_path / "exp_show.json").write_text(json.dumps(shown))  # kept for a look when this fails
     rows = {r["name"]: r["data"] for e in shown[1]["experiments"] for r in e["revs"]}
-    assert set(exps) <= set(rows)
-    assert rows["bce-beta4"]["params"]["params.yaml"]["data"]["models"]["vae_bce"]["beta"] == 4
-    assert rows["mse-z4"]["params"]["params.yaml"]["data"]["models"]["vae_mse"]["latent_dim"] == 4
+    seeds = yaml.safe_load((project / "params.yaml").read_text())["seeds"]
 
-    # Every run landed in the project's own store (not in the deleted temporary copies) ...
     client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("vaelab")
     assert experiment.artifact_location == (project / "mlruns").as_uri()
-    runs = {r.data.tags.get("dvc.exp_name"): r for r in client.search_runs([experiment.experiment_id])}
-    assert set(exps) <= set(runs)
-    for name, (override, stage) in exps.items():
-        mlrun = runs[name]
-        model = stage.split("@")[1]
-        assert mlrun.info.status == "FINISHED"
-        assert mlrun.data.tags["model"] == model and mlrun.data.tags["dvc.changed_params"] == override
-        assert mlrun.data.tags["dvc.baseline_rev"] == shown[1]["rev"]
-        # ... with its metrics, which are the experiment's own DVC metrics ...
-        dvc_metrics = rows[name]["metrics"][f"metrics/{model}.json"]["data"]
-        assert mlrun.data.metrics["test_loss"] == pytest.approx(dvc_metrics["test"]["loss"])
-        assert [m.step for m in client.get_metric_history(mlrun.info.run_id, "test_kl")] == [1]
-        # ... and readable artifacts.
-        local = client.download_artifacts(mlrun.info.run_id, "outputs/metrics.json", str(tmp_path / name))
-        assert json.loads(Path(local).read_text()) == dvc_metrics
+    for name in exps:
+        runs = {r.data.tags["seed"]: r for r in client.search_runs(
+            [experiment.experiment_id], f"tags.`dvc.exp_name` = '{name}' and tags.`dvc.stage` = 'train@vae_bce'")}
+        assert set(runs) == {str(s) for s in seeds}, name
+        evals = rows[name]["metrics"]["metrics/eval/vae_bce.json"]["data"]
+        for seed, mlrun in runs.items():
+            assert mlrun.info.status == "FINISHED"
+            assert mlrun.data.tags["dvc.changed_params"] == exps[name][1]
+            assert mlrun.data.tags["dvc.baseline_rev"] == shown[1]["rev"]
+            for key in ("eval.reconstruction.mse_per_image", "eval.latent.knn_accuracy"):
+                history = client.get_metric_history(mlrun.info.run_id, key)
+                assert len(history) == 1, (name, seed, key)  # one value per key: nobody else logged here
+            assert mlrun.data.metrics["eval.reconstruction.mse_per_image"] == pytest.approx(
+                evals[f"seed{seed}"]["reconstruction"]["mse_per_image"])
+            figures = {a.path for a in client.list_artifacts(mlrun.info.run_id, "figures")}
+            assert bool(figures) == (seed == str(seeds[0])), (name, seed, figures)
     assert not list((project / ".dvc" / "tmp").rglob("mlflow.db"))
 
-    # The rate–distortion parser reads this real `dvc exp show --json`: baseline + one point per sweep.
-    points = {(p.model, p.beta, p.latent_dim): p for p in points_from_exp_show(shown)}
-    assert set(points) == {("vae_bce", 1.0, 2), ("vae_bce", 4.0, 2), ("vae_mse", 1.0, 2), ("vae_mse", 1.0, 4)}
-    bce4 = rows["bce-beta4"]["metrics"]["metrics/vae_bce.json"]["data"]["test"]
-    assert (points[("vae_bce", 4.0, 2)].rate_nats, points[("vae_bce", 4.0, 2)].distortion) == (bce4["kl"], bce4["recon"])
+    # The rate–distortion parser reads this real `dvc exp show --json`: the baseline and the beta sweep.
+    points = {(p.model, p.beta, p.latent_dim) for p in points_from_exp_show(shown, models=("vae_bce",))}
+    assert points == {("vae_bce", 1.0, 2), ("vae_bce", 2.0, 2), ("vae_bce", 4.0, 2), ("vae_bce", 8.0, 2)}
 
 
 def test_changed_params_lists_only_what_differs() -> None:
@@ -95,90 +86,11 @@ def test_changed_params_lists_only_what_differs() -> None:
     assert changed_params(base, {"seed": 1, "models": {"a": {"beta": 0.5, "hidden": [4]}}}) == {"models.a.beta": 0.5}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def api(base: str, endpoint: str, body: dict | None = None, **query: str) -> bytes:
-    """One call of the server's REST API: POST ``body`` as JSON if given, else GET with ``query``."""
-    url = f"{base}{endpoint}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return resp.read()
-
-
-def api_json(base: str, endpoint: str, body: dict | None = None, **query: str) -> dict:
-    return json.loads(api(base, endpoint, body, **query))
-
-
-@pytest.fixture
-def mlflow_server(tmp_path: Path):
-    """A real `mlflow server` on 127.0.0.1 with its own SQLite backend and artifact folder."""
-    port, artifacts = free_port(), tmp_path / "artifacts"
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen(
-        ["mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'srv.db'}", "--artifacts-destination", str(artifacts)],
-        cwd=tmp_path, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_TIMEOUT_S
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"mlflow server did not come up:\n{(tmp_path / 'server.log').read_text()}")
-                time.sleep(0.5)
-        yield base, artifacts
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server and its gunicorn/uvicorn workers
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-        log.close()
-
-
-def test_training_records_into_a_real_tracking_server(project: Path, mlflow_server) -> None:
-    base, artifacts = mlflow_server
-    set_params(project, train__epochs=2)
-    run(["dvc", "repro", "download"], project)
-    run(["python", "stages/train.py", "--model", "ae"], project, PYTHONPATH="src", MLFLOW_TRACKING_URI=base)
-    assert not (project / "mlflow.db").exists()  # nothing went to the local default store
-
-    exp_id = api_json(base, "/api/2.0/mlflow/experiments/get-by-name", experiment_name="vaelab")["experiment"]["experiment_id"]
-    found = api_json(base, "/api/2.0/mlflow/runs/search", {"experiment_ids": [exp_id]})["runs"]
-    assert len(found) == 1
-    info = found[0]["info"]
-    tags = {t["key"]: t["value"] for t in found[0]["data"]["tags"]}
-    assert info["status"] == "FINISHED" and tags["model"] == "ae" and info["run_name"] == "ae"
-
-    history = api_json(base, "/api/2.0/mlflow/metrics/get-history", run_id=info["run_id"], metric_key="test_loss")
-    saved = json.loads((project / "metrics" / "ae.json").read_text())
-    assert [m["step"] for m in history["metrics"]] == [1, 2]
-    assert history["metrics"][-1]["value"] == pytest.approx(saved["test"]["loss"])
-
-    listed = api_json(base, "/api/2.0/mlflow/artifacts/list", run_id=info["run_id"], path="outputs")
-    assert {"outputs/model.pt", "outputs/metrics.json", "outputs/history.csv"} <= {f["path"] for f in listed["files"]}
-    assert info["artifact_uri"].startswith("mlflow-artifacts:/")
-    where = info["artifact_uri"].removeprefix("mlflow-artifacts:/").strip("/")
-    body = api(base, f"/api/2.0/mlflow-artifacts/artifacts/{where}/outputs/metrics.json")
-    assert json.loads(body) == saved
-    assert (artifacts / where / "outputs" / "model.pt").exists()  # the server stored it, not the client
-
-
-def test_pushed_results_are_pulled_by_a_fresh_clone_without_retraining(project: Path, tmp_path: Path) -> None:
+def test_pushed_results_are_pulled_by_a_fresh_clone_without_retraining(pipeline_copy: Path, tmp_path: Path) -> None:
+    project = pipeline_copy
     remote = tmp_path / "remote"
     run(["dvc", "remote", "add", "-d", "shared", str(remote)], project)
-    run(["dvc", "repro"], project)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-qm", "results and remote"], project)
+    run(["git", "commit", "-qam", "remote"], project)
     run(["dvc", "push"], project)
 
     clone = tmp_path / "clone"
@@ -188,7 +100,7 @@ def test_pushed_results_are_pulled_by_a_fresh_clone_without_retraining(project: 
     assert "up to date" in status, status
     repro = run(["dvc", "repro"], clone).stdout
     assert "Running stage" not in repro and "up to date" in repro, repro
-    assert not (clone / "mlflow.db").exists()  # no stage trained (a training stage would have created it)
+    assert not (clone / "mlflow.db").exists()  # no stage ran (a stage would have opened the store)
 
     # Every output dvc.lock declares is in the clone with the recorded content.
     lock = yaml.safe_load((clone / "dvc.lock").read_text())
@@ -196,6 +108,21 @@ def test_pushed_results_are_pulled_by_a_fresh_clone_without_retraining(project: 
     assert any(o["path"].startswith("models/") for o in outs) and any(o["path"].startswith("metrics/") for o in outs)
     for out in outs:
         assert files_of(clone / out["path"]) == files_of(project / out["path"]), out["path"]
+
+    # A teammate with an empty local MLflow store re-draws and re-evaluates the pulled models: a new run per
+    # seed, linked to the checkpoint by its md5, never a failure and never someone else's run.
+    from mlflow.tracking import MlflowClient
+
+    run(["dvc", "repro", "-f", "-s", "figures@vae_bce", "evaluate@vae_bce"], clone)
+    client = MlflowClient(f"sqlite:///{clone / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("vaelab").experiment_id])
+    seeds = yaml.safe_load((clone / "params.yaml").read_text())["seeds"]
+    assert sorted(r.data.tags["seed"] for r in runs) == sorted(str(s) for s in seeds)
+    for r in runs:
+        md5 = hashlib.md5((clone / "models" / "vae_bce" / f"seed{r.data.tags['seed']}" / "model.pt").read_bytes()).hexdigest()
+        assert r.data.tags["vaelab.checkpoint_md5"] == md5 and r.data.tags["vaelab.lineage"] == "checkpoint-only"
+        assert len(client.get_metric_history(r.info.run_id, "eval.reconstruction.mse_per_image")) == 1
+    assert run(["git", "status", "--porcelain"], clone).stdout == ""
 
 
 def files_of(path: Path) -> dict[str, bytes]:
@@ -209,7 +136,8 @@ def exp_show_of(base: dict, exps: dict[str, dict]) -> list[dict]:
     """A `dvc exp show --json` document in DVC 3's shape."""
     def data(params: dict, metrics: dict) -> dict:
         return {"params": {"params.yaml": {"data": params}},
-                "metrics": {f"metrics/{m}.json": {"data": {"test": t}} for m, t in metrics.items()}}
+                "metrics": {f"metrics/train/{m}.json": {"data": {"epochs": 4, "seed1": {"test": t}}}
+                            for m, t in metrics.items()}}
     return [{"rev": "workspace", "name": None, "data": data(*base), "experiments": None},
             {"rev": "a" * 40, "name": "main", "data": data(*base),
              "experiments": [{"revs": [{"rev": f"{i}" * 40, "name": n, "data": data(*v)}],
@@ -218,8 +146,8 @@ def exp_show_of(base: dict, exps: dict[str, dict]) -> list[dict]:
 
 
 def params_with(beta: float = 1.0, latent: int = 2, epochs: int = 4) -> dict:
-    vae = {"kind": "vae", "likelihood": "bernoulli", "latent_dim": 2, "hidden": [8], "beta": 1.0}
-    return {"seed": 1, "train": {"epochs": epochs},
+    vae = {"kind": "vae", "likelihood": {"name": "bernoulli"}, "latent_dim": 2, "hidden": [8], "beta": 1.0}
+    return {"seeds": [1], "train": {"epochs": epochs},
             "models": {"vae_bce": {**vae, "beta": beta, "latent_dim": latent}, "vae_mse": dict(vae)}}
 
 

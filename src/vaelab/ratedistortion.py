@@ -4,7 +4,8 @@ Pure functions: :func:`points_from_exp_show` turns the JSON of ``dvc exp show --
 :class:`Point` per (model, beta, latent size) of a one-factor sweep around the baseline commit;
 :func:`table_markdown` renders them (the figure is :func:`vaelab.viz.charts.rd_figure`). ``stages/rd.py`` is the thin I/O around them.
 
-Distortion is the model's own test reconstruction term (``test.recon`` of ``metrics/<m>.json``):
+Distortion is the model's own test reconstruction term (``test.recon`` of ``metrics/train/<m>.json``,
+averaged over seeds):
 nats of binary cross-entropy for ``vae_bce``, half the summed squared error for ``vae_mse``. The two
 are in different units, so the figure has one panel per model.
 """
@@ -57,9 +58,12 @@ def _params(data: dict) -> dict[str, Any]:
 
 
 def _test_metrics(data: dict, model: str) -> dict | None:
-    entry = (data.get("metrics") or {}).get(f"metrics/{model}.json") or {}
-    test = (entry.get("data") or {}).get("test")
-    return test if test and "kl" in test and "recon" in test else None
+    """The test KL and reconstruction term of ``model``, averaged over its seeds (metrics/train/<model>.json)."""
+    entry = ((data.get("metrics") or {}).get(f"metrics/train/{model}.json") or {}).get("data") or {}
+    tests = [v["test"] for k, v in entry.items() if k.startswith("seed") and isinstance(v, dict) and "test" in v]
+    if not tests or not all("kl" in t and "recon" in t for t in tests):
+        return None
+    return {key: sum(t[key] for t in tests) / len(tests) for key in ("kl", "recon")}
 
 
 def points_from_exp_show(exp_show: list[dict], models: tuple[str, ...] = ("vae_bce", "vae_mse")) -> list[Point]:
