@@ -1,0 +1,202 @@
+"""Real servers for the team-setup tests: a private PostgreSQL and an `mlflow server` on 127.0.0.1.
+
+PostgreSQL is started by ``scripts/postgres.sh`` (the commands the README gives), once per pytest
+session; each test gets its own fresh database in it, so tests never see each other's runs.
+A test module uses the fixtures by importing them::
+
+    from servers import mlflow_postgres_server, postgres_cluster, postgres_url  # noqa: F401
+
+- ``postgres_cluster`` (session): the running cluster (skips the test if PostgreSQL is not installed).
+- ``postgres_url`` (function): ``postgresql://vaelab:PASSWORD@127.0.0.1:PORT/t_<hex>``, a new empty database.
+- ``mlflow_postgres_server`` (function): ``TrackingServer(url, artifacts)`` of an ``mlflow server`` on that
+  database with proxied artifacts stored in ``artifacts``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+from conftest import REPO, subprocess_env
+
+POSTGRES_SH = REPO / "scripts" / "postgres.sh"
+NOT_INSTALLED = 3  # postgres.sh's exit status when it finds no PostgreSQL binaries
+SERVER_TIMEOUT_S = 90
+PORT_ATTEMPTS = 3  # a free port can be taken by another process between the probe and the bind
+
+
+class PostgresUnavailable(RuntimeError):
+    """No PostgreSQL server binaries on this machine (the only reason the tests skip)."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class PostgresCluster:
+    """A running cluster made by ``scripts/postgres.sh start``: its folder and the URL it printed."""
+
+    dir: Path
+    url: str  # postgresql://vaelab:PASSWORD@127.0.0.1:PORT/mlflow
+
+    def database_url(self, name: str) -> str:
+        """The URL of database ``name`` in this cluster, same role and password."""
+        return f"{self.url.rsplit('/', 1)[0]}/{name}"
+
+
+def start_postgres(directory: Path) -> PostgresCluster:
+    """Create (first time) and start a cluster in ``directory`` via postgres.sh, on a free port.
+
+    Raises PostgresUnavailable when PostgreSQL is not installed, RuntimeError on any other failure.
+    """
+    for attempt in range(PORT_ATTEMPTS):
+        proc = subprocess.run(["bash", str(POSTGRES_SH), "start", str(directory), str(free_port())],
+                              env=subprocess_env(), capture_output=True, text=True)
+        if proc.returncode == 0:
+            return PostgresCluster(directory, proc.stdout.strip().splitlines()[-1])
+        if proc.returncode == NOT_INSTALLED:
+            raise PostgresUnavailable(proc.stderr.strip())
+        if "pg_ctl start failed" not in proc.stderr or attempt == PORT_ATTEMPTS - 1:
+            raise RuntimeError(f"scripts/postgres.sh start {directory} failed:\n{proc.stderr}")
+    raise AssertionError("unreachable")
+
+
+def stop_postgres(directory: Path) -> None:
+    """``scripts/postgres.sh stop``: a fast shutdown (open sessions are ended, data is kept)."""
+    subprocess.run(["bash", str(POSTGRES_SH), "stop", str(directory)], env=subprocess_env(),
+                   capture_output=True, text=True, check=True)
+
+
+def pg_rows(url: str, sql: str, params: tuple = ()) -> list[tuple]:
+    """Run one statement on ``url`` (autocommit) and return its rows ([] for a statement with none)."""
+    # psycopg 3: the driver SQLAlchemy 2.1+ (and so MLflow's SQL store) uses for postgresql:// URLs.
+    import psycopg
+
+    # autocommit: CREATE/DROP DATABASE cannot run inside a transaction.
+    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall() if cur.description is not None else []
+
+
+class TrackingServer(NamedTuple):
+    """A running ``mlflow server``: its http URL and the folder its proxied artifacts are stored in."""
+
+    url: str
+    artifacts: Path
+
+
+def mlflow_server_cmd(backend_uri: str, artifacts: Path, port: int) -> list[str]:
+    """The server command line: one worker (a test sends few requests), artifacts proxied to a folder."""
+    return ["mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            "--backend-store-uri", backend_uri, "--artifacts-destination", str(artifacts)]
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """End the server and its uvicorn/gunicorn workers (its own process group), politely first."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def _wait_healthy(proc: subprocess.Popen, base: str) -> bool:
+    """True once GET /health answers; False if the server exited first. Fails the test past the deadline."""
+    deadline = time.monotonic() + SERVER_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/health", timeout=2).close()
+            return True
+        except OSError:
+            if proc.poll() is not None:
+                return False
+            time.sleep(0.3)
+    return False
+
+
+@contextlib.contextmanager
+def running_mlflow_server(backend_uri: str, root: Path) -> Iterator[TrackingServer]:
+    """Run ``mlflow server`` on ``backend_uri`` with its working folder ``root/server``, its artifacts in
+    ``root/artifacts`` and its output in ``root/server.log``; stop it on exit.
+
+    The working folder is empty and separate, so a test can check that nothing (no mlflow.db, no
+    mlruns/) was written where the server runs.
+    """
+    workdir, artifacts, log_path = root / "server", root / "artifacts", root / "server.log"
+    workdir.mkdir(parents=True, exist_ok=True)
+    for attempt in range(PORT_ATTEMPTS):
+        port = free_port()
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(mlflow_server_cmd(backend_uri, artifacts, port), cwd=workdir,
+                                    env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            if _wait_healthy(proc, base):
+                yield TrackingServer(base, artifacts)
+                return
+        finally:
+            _stop_group(proc)
+        text = log_path.read_text()
+        if "address already in use" not in text.lower() or attempt == PORT_ATTEMPTS - 1:
+            pytest.fail(f"mlflow server on {backend_uri.split('@')[-1]} did not come up:\n{text[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """One private PostgreSQL for the whole session (initdb + start cost about a second; tests share it
+    but not their data: see postgres_url). Its folder is under the system temp dir, which the server's
+    user (`postgres` when we are root) can reach, unlike pytest's 0700 tmp_path."""
+    base = Path(tempfile.mkdtemp(prefix="vaelab-pg-"))
+    base.chmod(0o711)
+    try:
+        try:
+            cluster = start_postgres(base / "cluster")
+        except PostgresUnavailable as err:
+            pytest.skip(f"PostgreSQL is not installed: {err}")
+        try:
+            yield cluster
+        finally:
+            stop_postgres(cluster.dir)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: PostgresCluster) -> Iterator[str]:
+    """A new, empty database for this test (function scope: no test sees another's experiments),
+    dropped afterwards, closing any session still open on it."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = postgres_cluster.database_url("postgres")
+    pg_rows(admin, f"create database {name}")  # name is ours: [a-f0-9_] only
+    try:
+        yield postgres_cluster.database_url(name)
+    finally:
+        pg_rows(admin, f"drop database if exists {name} with (force)")
+
+
+@pytest.fixture
+def mlflow_postgres_server(postgres_url: str, tmp_path: Path) -> Iterator[TrackingServer]:
+    """``mlflow server`` on this test's PostgreSQL database, artifacts proxied into ``tmp_path/artifacts``."""
+    with running_mlflow_server(postgres_url, tmp_path) as server:
+        yield server

@@ -1,0 +1,143 @@
+"""The team setup for real: `mlflow server` on a PostgreSQL backend store with proxied artifacts, a
+client that only sets MLFLOW_TRACKING_URI, and checks of where everything landed (the REST API, the
+database's own tables, the artifact folder)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import subprocess_env
+from servers import (  # noqa: F401 - the fixtures are used by name
+    POSTGRES_SH,
+    TrackingServer,
+    mlflow_postgres_server,
+    pg_rows,
+    postgres_cluster,
+    postgres_url,
+)
+
+# What a team member's process does: nothing but MLflow's public API, the server taken from the environment.
+CLIENT = """
+import json, sys
+import mlflow
+from mlflow import MlflowClient
+
+exp_id = mlflow.create_experiment("team-pg")
+with mlflow.start_run(experiment_id=exp_id, run_name="client") as run:
+    mlflow.log_params({"beta": 4, "latent_dim": 2})
+    for step in (1, 2, 3):
+        mlflow.log_metric("test_loss", 120.0 / step, step=step)
+    mlflow.log_artifact(sys.argv[1], artifact_path="notes")
+client = MlflowClient()
+client.create_registered_model("vaelab-vae")
+version = client.create_model_version("vaelab-vae", run.info.artifact_uri + "/notes", run_id=run.info.run_id)
+print(json.dumps({"exp_id": exp_id, "run_id": run.info.run_id, "artifact_uri": run.info.artifact_uri,
+                  "version": version.version}))
+"""
+
+
+def api_json(base: str, endpoint: str, **query: str) -> dict:
+    """GET one endpoint of the server's REST API."""
+    url = f"{base}{endpoint}?{urllib.parse.urlencode(query)}"
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def local_stores(root: Path) -> list[Path]:
+    """Anything MLflow's local defaults would have written under ``root``."""
+    return [p for name in ("mlflow.db", "mlruns", "mlartifacts") for p in root.rglob(name)]
+
+
+def run_client(server: TrackingServer, workdir: Path, note: Path) -> dict:
+    workdir.mkdir()
+    proc = subprocess.run([sys.executable, "-c", CLIENT, str(note)], cwd=workdir, capture_output=True, text=True,
+                          env=subprocess_env(MLFLOW_TRACKING_URI=server.url))
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_runs_models_and_artifacts_go_to_postgres_and_the_artifact_folder(
+        mlflow_postgres_server: TrackingServer, postgres_url: str, tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    server = mlflow_postgres_server
+    note = tmp_path / "hello.txt"
+    note.write_bytes(b"written by a client that knows only the server's URL\n")
+    made = run_client(server, tmp_path / "client", note)
+    exp_id, run_id = made["exp_id"], made["run_id"]
+
+    # Through the server's REST API ...
+    exp = api_json(server.url, "/api/2.0/mlflow/experiments/get-by-name", experiment_name="team-pg")["experiment"]
+    assert exp["experiment_id"] == exp_id and exp["artifact_location"] == f"mlflow-artifacts:/{exp_id}"
+    got = api_json(server.url, "/api/2.0/mlflow/runs/get", run_id=run_id)["run"]
+    assert got["info"]["status"] == "FINISHED"
+    assert {p["key"]: p["value"] for p in got["data"]["params"]} == {"beta": "4", "latent_dim": "2"}
+    history = api_json(server.url, "/api/2.0/mlflow/metrics/get-history", run_id=run_id, metric_key="test_loss")
+    assert [(m["step"], m["value"]) for m in history["metrics"]] == [(1, 120.0), (2, 60.0), (3, 40.0)]
+    mv = api_json(server.url, "/api/2.0/mlflow/model-versions/get", name="vaelab-vae", version=made["version"])
+    assert mv["model_version"]["run_id"] == run_id and mv["model_version"]["status"] == "READY"
+    # ... and through MlflowClient (explicit URIs: no process-wide state from other tests).
+    client = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
+    assert [m.step for m in client.get_metric_history(run_id, "test_loss")] == [1, 2, 3]
+    assert client.get_registered_model("vaelab-vae").latest_versions[0].source == made["artifact_uri"] + "/notes"
+
+    # The rows are in PostgreSQL, written by the server's SQL store (the client never saw this URL).
+    assert pg_rows(postgres_url, "select name, artifact_location from experiments where experiment_id = %s",
+                   (int(exp_id),)) == [("team-pg", f"mlflow-artifacts:/{exp_id}")]
+    assert pg_rows(postgres_url, "select key, value from params where run_uuid = %s order by key",
+                   (run_id,)) == [("beta", "4"), ("latent_dim", "2")]
+    assert pg_rows(postgres_url, "select step, value from metrics where run_uuid = %s and key = 'test_loss' "
+                   "order by step", (run_id,)) == [(1, 120.0), (2, 60.0), (3, 40.0)]
+    assert pg_rows(postgres_url, "select count(*) from registered_models where name = 'vaelab-vae'") == [(1,)]
+    assert pg_rows(postgres_url, "select version, run_id, source from model_versions where name = 'vaelab-vae'") \
+        == [(int(made["version"]), run_id, made["artifact_uri"] + "/notes")]
+    assert pg_rows(postgres_url, "select count(*) from alembic_version") == [(1,)]  # the schema is migrated
+
+    # The artifact went through the server (proxied) into its --artifacts-destination folder.
+    assert made["artifact_uri"] == f"mlflow-artifacts:/{exp_id}/{run_id}/artifacts"
+    stored = server.artifacts / exp_id / run_id / "artifacts" / "notes" / "hello.txt"
+    assert stored.read_bytes() == note.read_bytes()
+    url = f"{server.url}/api/2.0/mlflow-artifacts/artifacts/{exp_id}/{run_id}/artifacts/notes/hello.txt"
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        assert resp.read() == note.read_bytes()
+
+    # No local default store anywhere: not where the client ran, not where the server ran.
+    assert local_stores(tmp_path) == []
+
+
+def run_script(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(POSTGRES_SH), *args], env=subprocess_env(**env),
+                          capture_output=True, text=True)
+
+
+def test_postgres_script_rejects_bad_input_clearly(tmp_path: Path) -> None:
+    bad_port = run_script("start", str(tmp_path / "pg"), "54x")
+    assert bad_port.returncode == 1 and "PORT = '54x': expected a port number" in bad_port.stderr
+    missing = run_script("start", str(tmp_path / "pg"), "5432", VAELAB_PG_BIN=str(tmp_path / "nowhere"))
+    assert missing.returncode == 1 and "expected a folder holding initdb and pg_ctl" in missing.stderr
+    stop = run_script("stop", str(tmp_path / "empty"))
+    assert stop.returncode == 1 and "holds no cluster" in stop.stderr
+    assert not (tmp_path / "pg" / "data").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another user")
+def test_postgres_script_explains_an_unreachable_folder(postgres_cluster) -> None:
+    # pytest's own tmp_path is under a 0700 folder: the `postgres` user cannot enter it.
+    private = Path(tempfile.mkdtemp(prefix="vaelab-private-"))
+    try:
+        assert stat.S_IMODE(private.stat().st_mode) == 0o700
+        proc = run_script("start", str(private / "pg"), "5432")
+        assert proc.returncode == 1 and "cannot enter" in proc.stderr, proc.stderr
+        assert not (private / "pg" / "data").exists()
+    finally:
+        shutil.rmtree(private)
