@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+# PostgreSQL and `mlflow server` fixtures (tests/servers.py), registered once for the whole session.
+pytest_plugins = ["servers"]
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the environment's bin/ with dvc, mlflow and python
 

@@ -16,15 +16,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import subprocess_env
-from servers import (  # noqa: F401 - the fixtures are used by name
-    POSTGRES_SH,
-    TrackingServer,
-    mlflow_postgres_server,
-    pg_rows,
-    postgres_cluster,
-    postgres_url,
-)
+import yaml
+from conftest import run, subprocess_env
+from servers import POSTGRES_SH, TrackingServer, pg_rows
+from test_team import queue_and_wait
 
 # What a team member's process does: nothing but MLflow's public API, the server taken from the environment.
 CLIENT = """
@@ -141,3 +136,38 @@ def test_postgres_script_explains_an_unreachable_folder(postgres_cluster) -> Non
         assert not (private / "pg" / "data").exists()
     finally:
         shutil.rmtree(private)
+
+
+def test_queued_pipeline_experiments_record_everything_on_the_postgres_server(
+        pipeline_copy: Path, mlflow_postgres_server: TrackingServer, postgres_url: str) -> None:
+    """The team setup end to end: two queued DVC experiments (`-j 2`) against `mlflow server` on PostgreSQL."""
+    from mlflow import MlflowClient
+
+    base, artifacts = mlflow_postgres_server
+    project = pipeline_copy
+    (project / "mlflow.db").unlink()  # the local store of the shared run: nothing may land here again
+    exps = {f"pg-beta{b}": ("-S", f"models.vae_bce.beta={b}", "figures@vae_bce", "evaluate@vae_bce") for b in (2, 4)}
+    queue_and_wait(project, exps, 2, MLFLOW_TRACKING_URI=base)
+    assert not (project / "mlflow.db").exists() and not list(project.rglob("mlflow.db"))
+
+    client = MlflowClient(base)
+    experiment = client.get_experiment_by_name("vaelab")
+    seeds = yaml.safe_load((project / "params.yaml").read_text())["seeds"]
+    for name in exps:
+        runs = client.search_runs([experiment.experiment_id],
+                                  f"tags.`dvc.exp_name` = '{name}' and tags.`dvc.stage` = 'train@vae_bce'")
+        assert sorted(r.data.tags["seed"] for r in runs) == sorted(str(s) for s in seeds)
+        for r in runs:
+            assert r.info.artifact_uri.startswith("mlflow-artifacts:")
+            assert [m.step for m in client.get_metric_history(r.info.run_id, "test_loss")] == [1]
+            assert len(client.get_metric_history(r.info.run_id, "eval.reconstruction.mse_per_image")) == 1
+            stored = {a.path for a in client.list_artifacts(r.info.run_id)}
+            assert {"outputs", "model"} <= stored
+            assert r.inputs.dataset_inputs, "the training data is recorded as a dataset input"
+    versions = client.search_model_versions("name = 'vaelab-vae_bce'")
+    assert len(versions) == len(exps) * len(seeds)
+    assert {v.tags["dvc.exp_name"] for v in versions} == set(exps)
+    # ... and it is all really in PostgreSQL and in the server's artifact folder.
+    assert pg_rows(postgres_url, "select count(*) from model_versions")[0][0] == len(versions)
+    assert pg_rows(postgres_url, "select count(*) from runs")[0][0] >= len(exps) * len(seeds)
+    assert any(p.name == "model.pt" for p in artifacts.rglob("model.pt"))
