@@ -19,8 +19,8 @@ repro: setup                 ## run the whole pipeline (downloads MNIST unless V
 test: setup                  ## run the test suite (uses ../shared/mnist, or VAELAB_MNIST_MIRROR)
 	python -m pytest
 
-bench: setup                 ## training throughput against a torchvision DataLoader baseline
-	python benchmarks/throughput.py
+bench: setup                 ## training and evaluation speed against the machine's matmul peak and a torchvision baseline
+	PYTHONPATH=src python benchmarks/speed.py
 
 mlflow-ui: setup             ## browse the runs at http://127.0.0.1:5000
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
