@@ -22,5 +22,6 @@ test: setup                  ## run the test suite (uses ../shared/mnist, or VAE
 bench: setup                 ## training and evaluation speed against the machine's matmul peak and a torchvision baseline
 	PYTHONPATH=src python benchmarks/speed.py
 
-mlflow-ui: setup             ## browse the runs at http://127.0.0.1:5000
+mlflow-ui: setup             ## browse the runs at http://127.0.0.1:5000 (prints the runs table's URL)
+	@PYTHONPATH=src python -c "from vaelab import tracking; print('vaelab runs table:', tracking.ui_url('http://127.0.0.1:5000', 'vaelab'))"
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

@@ -118,9 +118,13 @@ The study's report (every model side by side, the claims table) is the run named
 `reports/report.md` in the repository."""
 
 
-def ui_url(base: str, experiment_id: str) -> str:
-    """The experiment's runs table in the model-training view (MLflow 3 opens on the GenAI overview otherwise)."""
-    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+def ui_url(base: str, experiment: str) -> str:
+    """The URL of ``experiment``'s runs table in the model-training view of the MLflow UI at ``base`` (MLflow 3
+    otherwise opens on its GenAI overview); the experiments list if the store has no such experiment yet."""
+    found = client().get_experiment_by_name(experiment)
+    if found is None:
+        return f"{base.rstrip('/')}/#/experiments?workflowType=machine_learning"
+    return f"{base.rstrip('/')}/#/experiments/{found.experiment_id}/runs?workflowType=machine_learning"
 
 
 @contextlib.contextmanager
