@@ -39,6 +39,7 @@ from vaelab.loop import Epoch, fingerprint, fit, load_state
 from vaelab.stage import publish, run_stage, staging
 
 log = logging.getLogger("vaelab.train")
+MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 
 
 def history_csv(history: list[Epoch]) -> str:
@@ -71,9 +72,10 @@ def train_seed(params: Params, name: str, seed: int, root: Path, experiment_id: 
         if rid != run_id:  # a new run
             tracking.log_params(rid, {**flatten(settings), "device": str(device)})
             size = len(train.images)
-            tracking.log_dataset(rid, train.images, f"mnist-train[:{size}]", "data/MNIST/raw (train-*-idx*-ubyte)",
+            # The source is the official archive (data/MNIST/raw holds it, MD5-verified); the digest is of the pixels.
+            tracking.log_dataset(rid, train.images, f"mnist-train[:{size}]", f"{MNIST_URL}train-images-idx3-ubyte.gz",
                                  "training")
-            tracking.log_dataset(rid, test.images, "mnist-test", "data/MNIST/raw (t10k-*-idx*-ubyte)", "testing")
+            tracking.log_dataset(rid, test.images, "mnist-test", f"{MNIST_URL}t10k-images-idx3-ubyte.gz", "testing")
         done = tracking.logged_steps(rid, "test_loss")  # epochs an interrupted process finished but did not log
         for epoch in resume["history"] if resume else []:
             if epoch["epoch"] not in done:

@@ -110,6 +110,8 @@ class EvaluateConfig:
     silhouette_size: int | None = field(default=None, metadata=_min(2))
     # The decoded manifold grid is grid_size x grid_size images (2-d latents only).
     grid_size: int = field(default=20, metadata=_min(1))
+    # Seed of the one fixed binarisation of the test set (stage `binarize`), the binarised yardstick's test set.
+    binarize_seed: int = 0
     # A decoded image "is a digit" when the classifier's top softmax probability reaches this.
     threshold: float = field(default=0.9, metadata={"check": (lambda v: 0 < v <= 1), "expect": "in (0, 1]"})
 

@@ -99,3 +99,16 @@ def view(space: str, x: torch.Tensor, generator: torch.Generator | None = None) 
     if space == "binarized":
         return binarize(x, generator)
     raise ValueError(f"unknown data space {space!r}: expected grey, dequantized or binarized")
+
+
+def load_binarized_test(root: str | Path) -> torch.Tensor:
+    """The fixed binarisation of the test set written by the `binarize` stage, as float 0/1 [10000, 784]."""
+    path = Path(root) / "binarized" / "test.npy"
+    try:
+        bits = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing; run `dvc repro binarize`") from None
+    if bits.shape != (SPLIT_SIZES["test"], INPUT_DIM) or bits.dtype != np.uint8 or bits.max() > 1:
+        raise DataError(f"{path}: expected uint8 0/1 of shape (10000, 784), got {bits.dtype} {bits.shape}; "
+                        "run `dvc repro -f binarize`")
+    return torch.from_numpy(bits.astype(np.float32))

@@ -1,5 +1,5 @@
-"""MLflow at the edges: where runs are recorded, and the few calls the stages make. This is the one
-module that imports mlflow; every call names its run explicitly (``MlflowClient``), so parallel workers
+"""MLflow at the edges: where runs are recorded, and the few calls the stages make. This package is the one
+place that imports mlflow (``pyfunc_model.py`` beside it is the MLflow Model's code); every call names its run explicitly (``MlflowClient``), so parallel workers
 and later stages never log into the wrong run.
 
 Lineage: a training run is tagged with the md5 of the checkpoint it produced (``vaelab.checkpoint_md5``).
@@ -278,41 +278,17 @@ def log_dataset(run_id: str, images: Any, name: str, source: str, context: str) 
     """Record a training or test split as an MLflow dataset input (digest of the exact pixels, size, source),
     so the runs table's Dataset column tells runs on different data apart."""
     import numpy as np
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
     from mlflow.data.numpy_dataset import from_numpy
 
     pixels = np.ascontiguousarray(images.cpu().numpy())
     digest = hashlib.md5(pixels.tobytes()).hexdigest()[:16]
-    dataset = from_numpy(pixels, source=source, name=name, digest=digest)
+    dataset = from_numpy(pixels, source=HTTPDatasetSource(source), name=name, digest=digest)
     from mlflow.entities import DatasetInput, InputTag
 
     with recording(f"logging dataset {name}"):
         client().log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(),
                                                            tags=[InputTag("mlflow.data.context", context)])])
-
-
-def _pyfunc_class():
-    import mlflow.pyfunc
-
-    class VaelabModel(mlflow.pyfunc.PythonModel):
-        """A vaelab checkpoint as an MLflow Model: ``predict(images)`` returns reconstructions, the decoded
-        posterior mean of each image ([N, 784] float32 pixel means in [0, 1]); conditional models take the
-        digit label as a 785th column."""
-
-        def load_context(self, context):
-            from vaelab.models import load
-
-            self.model = load(context.artifacts["checkpoint"])
-
-        def predict(self, context, model_input, params=None):
-            import numpy as np
-            import torch
-
-            x = torch.as_tensor(np.asarray(model_input, dtype=np.float32))
-            y = x[:, 784].long() if self.model.conditional else None
-            with torch.no_grad():
-                return self.model.mean_image(self.model.encode(x[:, :784], y).mean, y).numpy()
-
-    return VaelabModel
 
 
 def log_model(run_id: str, checkpoint: Path, example: Any, registered_name: str, version_tags: dict[str, str]) -> str:
@@ -326,11 +302,12 @@ def log_model(run_id: str, checkpoint: Path, example: Any, registered_name: str,
     import vaelab
 
     with recording(f"logging the MLflow Model of run {run_id}"):
-        model = _pyfunc_class()()
         x = np.asarray(example, dtype=np.float32)
         with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
+            # Models from code (pyfunc_model.py), not a pickled object: loading the model runs no pickle.
             info = mlflow.pyfunc.log_model(
-                name="model", python_model=model, artifacts={"checkpoint": str(checkpoint)},
+                name="model", python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+                artifacts={"checkpoint": str(checkpoint)},
                 code_paths=[str(Path(vaelab.__file__).parent)], input_example=x,
                 signature=infer_signature(x, np.zeros((len(x), 784), dtype=np.float32)),
                 pip_requirements=[f"torch=={_version('torch')}", f"mlflow=={_version('mlflow')}", "numpy"])
