@@ -17,28 +17,36 @@ from vaelab.data import load_split
 from vaelab.device import resolve_device
 from vaelab.files import md5_of_file, write_atomic
 from vaelab.scorecard import mean_over_seeds, score
-from vaelab.stage import publish, run_stage, staging
+from vaelab.stage import parallel_map, publish, run_stage, staging
 
 log = logging.getLogger("vaelab.evaluate")
 
 
-def evaluate(params: Params, name: str, root: Path = Path(".")) -> dict:
-    models.spec_of(params, name)  # a clear ConfigError for an unknown name, before any work
+def evaluate_seed(params: Params, name: str, seed: int, root: Path, experiment_id: str) -> dict:
+    """Score one seed's checkpoint and log the numbers to exactly the run that trained it."""
     device = resolve_device(params.device)
-    experiment_id = tracking.setup(params.mlflow.experiment)
     judge = classifier.load(root / "models" / "judge", device)
     train = load_split(root / "data", "train", params.data.train_size)
     test = load_split(root / "data", "test")
-    per_seed = {}
-    for seed in params.seeds:
-        path = root / "models" / name / f"seed{seed}" / "model.pt"
-        model = models.load(path, device)
-        run_id = tracking.run_for_checkpoint(experiment_id, name, seed, md5_of_file(path), f"evaluate@{name}")
-        start = time.perf_counter()
-        per_seed[seed] = score(model, judge, train, test, params.evaluate, seed)
-        log.info("%s seed %d: evaluated in %.1f s", name, seed, time.perf_counter() - start)
-        tracking.log_params(run_id, {f"evaluate.{k}": v for k, v in flatten(params.evaluate).items()})
-        tracking.log_metrics(run_id, {f"eval.{k}": v for k, v in flatten(per_seed[seed]).items()})
+    path = root / "models" / name / f"seed{seed}" / "model.pt"
+    model = models.load(path, device)
+    run_id = tracking.run_for_checkpoint(experiment_id, name, seed, md5_of_file(path), f"evaluate@{name}")
+    start = time.perf_counter()
+    metrics = score(model, judge, train, test, params.evaluate, seed)
+    log.info("%s seed %d: evaluated in %.1f s", name, seed, time.perf_counter() - start)
+    tracking.log_params(run_id, {f"evaluate.{k}": v for k, v in flatten(params.evaluate).items()})
+    tracking.log_metrics(run_id, {f"eval.{k}": v for k, v in flatten(metrics).items()})
+    return metrics
+
+
+def evaluate(params: Params, name: str, root: Path = Path(".")) -> dict:
+    """Every seed, in parallel single-thread workers on the CPU (as training), one after another on CUDA."""
+    models.spec_of(params, name)  # a clear ConfigError for an unknown name, before any work
+    device = resolve_device(params.device)
+    experiment_id = tracking.setup(params.mlflow.experiment)
+    calls = [(params, name, s, root, experiment_id) for s in params.seeds]
+    results = [evaluate_seed(*c) for c in calls] if device.type == "cuda" else parallel_map(evaluate_seed, calls)
+    per_seed = dict(zip(params.seeds, results))
     result = {**{f"seed{s}": m for s, m in per_seed.items()}, "mean": mean_over_seeds(list(per_seed.values()))}
     with staging(root, "evaluate") as staged:
         write_atomic(staged / "metrics" / "eval" / f"{name}.json", json.dumps(result, indent=2) + "\n")

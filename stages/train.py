@@ -7,9 +7,8 @@ Outputs (dvc.yaml):
 - ``metrics/train/<model>.json``: the final train and test loss terms per seed;
 - ``plots/history/<model>/seed<k>.csv``: the per-epoch history of seed k.
 
-Seeds train in parallel worker processes, one CPU thread each (one thread per training on every
-machine, whatever the number of workers, so a seed's weights never depend on how many ran beside it:
-a parallel run is bit-identical to a sequential one).
+Seeds train in parallel worker processes, one CPU thread each (:func:`vaelab.stage.parallel_map`: a
+seed's weights never depend on how many trained beside it, so parallel is bit-identical to sequential).
 On CUDA they train one after the other on the GPU. Outputs are published only once every seed has
 trained and been recorded.
 """
@@ -20,23 +19,18 @@ import csv
 import io
 import json
 import logging
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
 import click
-import torch
 
 from vaelab import models, tracking
-from vaelab.checkpoints import to_bytes
 from vaelab.config import Params, flatten, load_params
 from vaelab.data import load_split
 from vaelab.device import resolve_device
 from vaelab.files import md5_of_bytes, write_atomic
 from vaelab.loop import Epoch, fingerprint, fit, load_state
-from vaelab.stage import publish, run_stage, staging
+from vaelab.stage import parallel_map, publish, run_stage, staging
 
 log = logging.getLogger("vaelab.train")
 MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
@@ -51,10 +45,8 @@ def history_csv(history: list[Epoch]) -> str:
     return buf.getvalue()
 
 
-def train_seed(params: Params, name: str, seed: int, root: Path, experiment_id: str, threads: int | None) -> dict:
+def train_seed(params: Params, name: str, seed: int, root: Path, experiment_id: str) -> dict:
     """Train one seed, record it in its own MLflow run; return the checkpoint bytes and history."""
-    if threads is not None:
-        torch.set_num_threads(threads)
     spec = models.spec_of(params, name)
     device = resolve_device(params.device)
     train = load_split(root / "data", "train", params.data.train_size)
@@ -94,15 +86,9 @@ def train_model(params: Params, name: str, root: Path = Path(".")) -> list[dict]
     models.spec_of(params, name)  # a clear ConfigError before any work
     device = resolve_device(params.device)
     experiment_id = tracking.setup(params.mlflow.experiment)  # fails fast if the server is down
-    seeds = params.seeds
-    # One single-thread worker per seed: with 3 seeds on 2 cores the OS shares the cores, all seeds end
-    # together, and no core idles while a last seed trains alone.
-    workers = 1 if device.type == "cuda" else min(len(seeds), 2 * (os.cpu_count() or 1))
-    if device.type == "cuda":
-        results = [train_seed(params, name, s, root, experiment_id, None) for s in seeds]
-    else:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(pool.map(train_seed, *zip(*[(params, name, s, root, experiment_id, 1) for s in seeds])))
+    # On the CPU one single-thread worker per seed (vaelab.stage.parallel_map); on CUDA one after another.
+    calls = [(params, name, s, root, experiment_id) for s in params.seeds]
+    results = [train_seed(*c) for c in calls] if device.type == "cuda" else parallel_map(train_seed, calls)
     with staging(root, "train") as staged:
         final = {}
         for r in results:

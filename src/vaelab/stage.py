@@ -40,13 +40,38 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+
+def parallel_map(fn: Callable[..., T], calls: list[tuple]) -> list[T]:
+    """``[fn(*c) for c in calls]`` in parallel worker processes on the CPU, one thread each.
+
+    Workers are spawned (a fresh interpreter: no forked OpenMP state) and log like the stage. One thread per
+    worker everywhere, so a result never depends on how many workers ran beside it: parallel is bit-identical
+    to sequential. With more calls than cores the OS shares the cores and all calls end together.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = min(len(calls), 2 * (os.cpu_count() or 1))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker) as pool:
+        return list(pool.map(fn, *zip(*calls)))
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+
+
 def run_stage(name: str, work: Callable[[], T]) -> T:
     """Run a stage's work; on an expected failure log ``<stage>: error: ...`` and exit 1.
 
     SIGTERM (e.g. from DVC or a scheduler) is handled like Ctrl-C, so clean-up code runs and the
     MLflow run is marked KILLED; finished epochs stay in checkpoints/ for the next run to resume.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return work()
