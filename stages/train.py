@@ -25,7 +25,7 @@ from pathlib import Path
 import click
 
 from vaelab import models, tracking
-from vaelab.config import Params, flatten, load_params
+from vaelab.config import MNIST_TRAIN_SIZE, Params, flatten, load_params
 from vaelab.data import load_split
 from vaelab.device import resolve_device
 from vaelab.files import md5_of_bytes, write_atomic
@@ -34,6 +34,7 @@ from vaelab.stage import parallel_map, publish, run_stage, staging
 
 log = logging.getLogger("vaelab.train")
 MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+TRAIN_MFLOP_PER_IMAGE = 6.8  # the default MLP, forward and backward (benchmarks/speed.py): sizes the work
 
 
 def history_csv(history: list[Epoch]) -> str:
@@ -88,7 +89,9 @@ def train_model(params: Params, name: str, root: Path = Path(".")) -> list[dict]
     experiment_id = tracking.setup(params.mlflow.experiment)  # fails fast if the server is down
     # On the CPU one single-thread worker per seed (vaelab.stage.parallel_map); on CUDA one after another.
     calls = [(params, name, s, root, experiment_id) for s in params.seeds]
-    results = [train_seed(*c) for c in calls] if device.type == "cuda" else parallel_map(train_seed, calls)
+    images = params.train.epochs * (params.data.train_size or MNIST_TRAIN_SIZE)
+    gflop = images * TRAIN_MFLOP_PER_IMAGE / 1e3
+    results = [train_seed(*c) for c in calls] if device.type == "cuda" else parallel_map(train_seed, calls, gflop)
     with staging(root, "train") as staged:
         final = {}
         for r in results:

@@ -43,9 +43,14 @@ def _interrupt(signum: int, frame: object) -> None:
 LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
 
-def parallel_map(fn: Callable[..., T], calls: list[tuple]) -> list[T]:
-    """``[fn(*c) for c in calls]`` in parallel worker processes on the CPU, one thread each.
+# Starting the workers costs a few seconds; below this much arithmetic per call they run one after another.
+PARALLEL_MIN_GFLOP = 200.0
 
+
+def parallel_map(fn: Callable[..., T], calls: list[tuple], gflop_per_call: float) -> list[T]:
+    """``[fn(*c) for c in calls]``, in parallel worker processes when the work pays for their start-up.
+
+    Either way each call runs with one CPU thread (set here, or in each worker), so results are the same.
     Workers fork from a fresh server process that has imported torch and mlflow once (``forkserver``): no
     OpenMP or database state of the stage is inherited, and each worker starts in milliseconds instead of
     re-importing for seconds. They log like the stage. One thread per worker everywhere, so a result never
@@ -55,6 +60,15 @@ def parallel_map(fn: Callable[..., T], calls: list[tuple]) -> list[T]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    import torch
+
+    if len(calls) == 1 or gflop_per_call < PARALLEL_MIN_GFLOP:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return [fn(*c) for c in calls]
+        finally:
+            torch.set_num_threads(threads)
     workers = min(len(calls), 2 * (os.cpu_count() or 1))
     context = multiprocessing.get_context("forkserver")
     # torch._dynamo: every optimizer step imports it (1.6–4 s here); import it once, before the fork.
