@@ -6,8 +6,18 @@ JSON layout of one seed (nats per image unless said otherwise; keys a model cann
     reconstruction: mse_per_image, mse_per_pixel     # decode(posterior mean), squared error
     elbo:           neg_elbo, recon, kl, kl_bits      # models with a prior: −ELBO = recon + KL
     iwae:           nll                               # models with a prior: −log p(x) bound, K samples
+                    nll_given_y, nll_marginal         # conditional models instead of nll (see below)
     latent:         knn_accuracy, silhouette, saturated_fraction (bounded latents)
-    grid:           confident_fraction                # 2-d latents only
+    grid:           confident_fraction                # 2-d latents only, unconditional
+    conditional:    accuracy, bayes_accuracy          # conditional models with a prior
+
+A conditional model p(x|y) is scored given the true label: its `elbo.*` and `iwae.nll_given_y` bound
+−log p(x|y) on the whole test set. Only `iwae.nll_marginal`, −log p(x) with p(x) = Σ_y p(y) p(x|y) and
+p(y) = 1/10, is comparable with an unconditional model's `iwae.nll`; it needs p(x|y) for all ten labels,
+so it is measured on a seeded subset of MARGINAL_SUBSET test images. `conditional.accuracy`: the share of
+images decoded from z ~ N(0, I) with a requested label (CONDITIONAL_SAMPLES per label) that the judge
+classifies as that label. `conditional.bayes_accuracy`: on the same subset, the share of images whose most
+likely label argmax_y p(x|y) is their own (the generative model used as a classifier).
 
 Settings (K, k of the kNN, grid size, threshold) are params, not metrics: see params.yaml `evaluate`.
 """
@@ -20,10 +30,43 @@ import torch
 
 from vaelab import classifier, metrics
 from vaelab.config import EvaluateConfig
-from vaelab.data import INPUT_DIM, Split
+from vaelab.data import INPUT_DIM, NUM_CLASSES, Split, batches
 from vaelab.models.base import LatentModel
 
 SATURATION = 0.01  # a code coordinate this close to its box's edge counts as saturated
+# Conditional models: images drawn per label for `conditional.accuracy` (10 x 1000 decodes, seconds), and
+# test images for the label marginal (10 labels x K samples each: the cost of 10x as many images).
+CONDITIONAL_SAMPLES = 1000
+MARGINAL_SUBSET = 1000
+
+
+@torch.no_grad()
+def conditional_accuracy(model: LatentModel, judge: torch.nn.Module, per_label: int,
+                         generator: torch.Generator) -> float:
+    """Share of mean images decoded from z ~ N(0, I) with label k (``per_label`` for each k = 0..9) that the
+    judge's most probable class calls k. ``generator`` lives on the model's device."""
+    device = model.device
+    labels = torch.arange(NUM_CLASSES, device=device).repeat_interleave(per_label)
+    z = torch.randn(len(labels), model.cfg.latent_dim, generator=generator, device=device)
+    drawn = torch.cat([model.mean_image(z[i], labels[i]) for i in batches(len(z), metrics.DECODER_ROWS)])
+    return (classifier.predict_proba(judge, drawn).argmax(1) == labels.cpu()).to(torch.float32).mean().item()
+
+
+@torch.no_grad()
+def label_marginal_nll(model: LatentModel, x: torch.Tensor, k: int,
+                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(−log p(x) [N], −log p(x|y) [N, 10] for every label y) of a conditional model, in nats.
+
+    Each −log p(x|y) is the IWAE bound with ``k`` samples of q(z|x, y) (Burda et al. 2015, eq. 8), and
+    −log p(x) = −logsumexp_y [log p(y) + log p(x|y)] with p(y) = 1/10. Each exp(IWAE estimate) is an unbiased
+    estimate of p(x|y), so their p(y)-weighted sum is one of p(x) and the marginal is again a stochastic
+    upper bound on −log p(x) (importance sampling with the proposal Σ_y p(y) q(z|x, y)). For the same draws,
+    −log p(x) ≤ −log p(x|y) + ln 10 for every y, with equality when one label explains x alone.
+    """
+    per_label = torch.stack([
+        metrics.likelihood_bounds(model, x, torch.full((len(x),), c, dtype=torch.int64), k, generator)["iwae_nll"]
+        for c in range(NUM_CLASSES)], dim=1)
+    return -(torch.logsumexp(-per_label, dim=1) - math.log(NUM_CLASSES)), per_label
 
 
 @torch.no_grad()
@@ -40,7 +83,16 @@ def score(model: LatentModel, judge: torch.nn.Module, train: Split, test: Split,
         lik = {k: v.mean().item() for k, v in per_image.items()}
         out["elbo"] = {"neg_elbo": lik["neg_elbo"], "recon": lik["recon"], "kl": lik["kl"],
                        "kl_bits": lik["kl"] / math.log(2)}
-        out["iwae"] = {"nll": lik["iwae_nll"]}
+        if not model.conditional:
+            out["iwae"] = {"nll": lik["iwae_nll"]}
+        else:
+            pick = torch.randperm(len(test.images), generator=torch.Generator().manual_seed(seed))[:MARGINAL_SUBSET]
+            marginal, per_label = label_marginal_nll(model, test.images[pick], cfg.iwae_samples, gen)
+            out["iwae"] = {"nll_given_y": lik["iwae_nll"], "nll_marginal": marginal.mean().item()}
+            conditional = {
+                "accuracy": conditional_accuracy(model, judge, CONDITIONAL_SAMPLES,
+                                                 torch.Generator(model.device).manual_seed(seed)),
+                "bayes_accuracy": (per_label.argmin(1) == test.labels[pick]).to(torch.float32).mean().item()}
     subset = torch.arange(len(z_test))
     if cfg.silhouette_size is not None and cfg.silhouette_size < len(z_test):
         subset = torch.randperm(len(z_test), generator=torch.Generator().manual_seed(seed))[:cfg.silhouette_size]
@@ -57,6 +109,8 @@ def score(model: LatentModel, judge: torch.nn.Module, train: Split, test: Split,
         tiles = model.mean_image(model.latent_grid(cfg.grid_size).to(model.device))
         probs = classifier.predict_proba(judge, tiles)
         out["grid"] = {"confident_fraction": metrics.confident_fraction(probs, cfg.threshold)}
+    if model.conditional and model.has_prior:
+        out["conditional"] = conditional
     return out
 
 

@@ -26,6 +26,11 @@ FIGURE_CAPTIONS = {
                       "gives new digits (the AE has no prior to sample)."),
     "interpolations": ("Latent interpolations", "Along a straight line between two codes a VAE's in-between "
                        "images stay digits; an AE's pass through shapes that are not digits."),
+    "class_samples": ("One code, every label", "Conditional models only: each column decodes one z ~ N(0, I) "
+                      "with the labels 0-9 (rows). The label picks the digit, z the style: slant and "
+                      "thickness stay the same down a column."),
+    "style_transfer": ("Style transfer", "Conditional models only: a test image (left) encoded with its own "
+                       "label, its code decoded with every label: the digits change, its handwriting stays."),
 }
 LOSS_CAPTION = ("Test loss per epoch (first seed). Each model is scored by its own loss (summed squared error for "
                 "the AEs, the normalised negative ELBO of its own decoder for the VAEs), so compare the shapes of "
@@ -124,7 +129,10 @@ def report_blocks(inp: Inputs) -> list[Block]:
         Para("Read from `metrics/eval/<model>.json`. `reconstruction.*`: squared error of the decoded posterior "
              "mean; `elbo.*`, `iwae.nll`: nats per image under the model's own decoder (not comparable across "
              "decoders); `latent.*`: kNN digit accuracy and silhouette of the test codes; `grid.confident_fraction`: "
-             "share of the decoded latent grid the judge calls a digit with confidence"
+             "share of the decoded latent grid the judge calls a digit with confidence. Conditional models are "
+             "scored given the true label (`elbo.*`, `iwae.nll_given_y` bound −log p(x|y)); `iwae.nll_marginal`, "
+             "−log p(x) over the ten labels, is the one comparable with `iwae.nll`; `conditional.accuracy`: share "
+             "of samples drawn for label k that the judge calls k"
              + (f" (judge test accuracy {inp.judge_accuracy:.4f})." if inp.judge_accuracy is not None else ".")),
         interval_table(inp.evals, inp.models),
     ]

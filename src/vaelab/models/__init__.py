@@ -20,11 +20,13 @@ from vaelab.checkpoints import load_module, save_bytes, to_bytes
 from vaelab.config import ConfigError, Params, from_dict
 from vaelab.models.ae import Autoencoder
 from vaelab.models.base import LatentModel
+from vaelab.models.cvae import CVAE
 from vaelab.models.vae import VAE
 
 REGISTRY: dict[str, type[LatentModel]] = {
     "ae": Autoencoder,
     "vae": VAE,
+    "cvae": CVAE,
 }
 for _kind, _cls in REGISTRY.items():
     _cls.kind = _kind

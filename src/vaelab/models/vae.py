@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 
@@ -33,6 +33,9 @@ class VAE(LatentModel):
     """q(z|x) = N(μ(x), diag σ²(x)) sampled by the reparameterisation trick; p(z) = N(0, I)."""
 
     Config = VAEConfig
+    # Width of a condition concatenated to the encoder's x and the decoder's z (0: unconditional; the CVAE
+    # of vaelab.models.cvae sets it to its one-hot label width and reuses everything else).
+    condition_dim: ClassVar[int] = 0
 
     @classmethod
     def validate(cls, cfg: VAEConfig, path: str) -> None:
@@ -41,8 +44,9 @@ class VAE(LatentModel):
     def __init__(self, cfg: VAEConfig):
         super().__init__(cfg)
         self.likelihood = likelihoods.build(cfg.likelihood)
-        self.encoder = mlp([INPUT_DIM, *cfg.hidden, 2 * cfg.latent_dim])
-        self.decoder = mlp([cfg.latent_dim, *reversed(cfg.hidden), self.likelihood.params_per_pixel * INPUT_DIM])
+        self.encoder = mlp([INPUT_DIM + self.condition_dim, *cfg.hidden, 2 * cfg.latent_dim])
+        self.decoder = mlp([cfg.latent_dim + self.condition_dim, *reversed(cfg.hidden),
+                            self.likelihood.params_per_pixel * INPUT_DIM])
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> DiagonalGaussian:
         mean, logvar = self.encoder(x).chunk(2, dim=-1)

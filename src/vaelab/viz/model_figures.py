@@ -18,11 +18,13 @@ from vaelab.config import FiguresConfig
 from vaelab.data import NUM_CLASSES, Split
 from vaelab.files import atomic_path
 from vaelab.models.base import LatentModel
-from vaelab.viz import charts, images
+from vaelab.viz import charts, conditional_figures, images
 
 log = logging.getLogger(__name__)
 # Every figure kind a model can have, in report order; file name = kind + ".png".
-KINDS = ("reconstructions", "latent", "latent_by_digit", "manifold", "prior_samples", "interpolations")
+KINDS = ("reconstructions", "latent", "latent_by_digit", "manifold", "prior_samples", "interpolations",
+         "class_samples", "style_transfer")
+CONDITIONAL_KINDS = ("class_samples", "style_transfer")  # drawn by vaelab.viz.conditional_figures
 
 
 def model_label(name: str) -> str:
@@ -31,9 +33,11 @@ def model_label(name: str) -> str:
 
 
 def expected_kinds(model: LatentModel) -> list[str]:
-    """The figures drawn for a model: prior samples only with a prior, the manifold only for a 2-D latent."""
-    return [k for k in KINDS if not ((k == "prior_samples" and not model.has_prior)
-                                     or (k == "manifold" and model.cfg.latent_dim != 2))]
+    """The figures drawn for a model: prior samples only with a prior, the manifold only for a 2-D latent,
+    class samples and style transfer only for a conditional model (class samples: with a prior)."""
+    return [k for k in KINDS if not ((k in ("prior_samples", "class_samples") and not model.has_prior)
+                                     or (k == "manifold" and model.cfg.latent_dim != 2)
+                                     or (k in CONDITIONAL_KINDS and not model.conditional))]
 
 
 def by_digit(labels: torch.Tensor, n: int) -> torch.Tensor:
@@ -74,12 +78,13 @@ def model_figures(name: str, model: LatentModel, test: Split, fig: FiguresConfig
                                                     f"{label}: latent codes by digit{proj}", projected)
     # A conditional model draws its grid, samples and paths for one fixed label (the first test digit's).
     fixed = None if y is None else torch.full((1,), int(test.labels[0]))
+    given = "" if fixed is None else f", label {int(fixed)}"
     if cfg.latent_dim == 2:
         grid = model.latent_grid(fig.grid_size)
         where = "its latent box" if model.latent_box is not None else "quantiles of N(0, 1)"
         yg = None if fixed is None else fixed.expand(len(grid))
         out["manifold"] = images.manifold(model.mean_image(grid, yg), model.latent_axis(fig.grid_size),
-                                          f"{label}: decoded latent grid ({where})")
+                                          f"{label}: decoded latent grid ({where}{given})")
     else:
         log.info("%s: latent size %d, not 2: manifold grid skipped", name, cfg.latent_dim)
     gen = torch.Generator().manual_seed(seed)
@@ -87,7 +92,7 @@ def model_figures(name: str, model: LatentModel, test: Split, fig: FiguresConfig
         z = torch.randn(fig.samples ** 2, cfg.latent_dim, generator=gen)
         ys = None if fixed is None else fixed.expand(len(z))
         out["prior_samples"] = images.image_grid(model.mean_image(z, ys), fig.samples,
-                                                 f"{label}: decoded samples z ~ N(0, I)")
+                                                 f"{label}: decoded samples z ~ N(0, I){given}")
 
     # Pair k joins digits k and 3k+7 (mod 10), never the same digit; round k // 10 takes the next images.
     starts = by_digit(test.labels, 10 * (fig.interp_pairs // 10 + 1))
@@ -99,7 +104,15 @@ def model_figures(name: str, model: LatentModel, test: Split, fig: FiguresConfig
     yi = None if fixed is None else fixed.expand(len(zs))
     paths = model.mean_image(zs, yi).reshape(len(pairs), fig.interp_steps, -1)
     rows = [f"{test.labels[i].item()} → {test.labels[j].item()}" for i, j in pairs.tolist()]
-    out["interpolations"] = images.interpolations(paths, f"{label}: decoded straight lines between test codes", rows)
+    out["interpolations"] = images.interpolations(
+        paths, f"{label}: decoded straight lines between test codes{given}", rows)
+    if model.conditional:
+        if model.has_prior:
+            out["class_samples"] = conditional_figures.class_samples(
+                model, fig.samples, torch.Generator().manual_seed(seed), f"{label}: one z, every label")
+        one_each = by_digit(test.labels, NUM_CLASSES)
+        out["style_transfer"] = conditional_figures.style_transfer(
+            model, test.images[one_each], test.labels[one_each], f"{label}: a test image's style, every label")
     return out
 
 
