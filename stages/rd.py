@@ -12,7 +12,7 @@ import click
 
 from vaelab.stage import run_stage
 from vaelab.files import atomic_path, write_atomic
-from vaelab.ratedistortion import points_from_exp_show, table_markdown
+from vaelab.sweeps import points_from_exp_show, table_markdown
 from vaelab.viz.charts import rd_figure
 
 COMMAND = "dvc exp show --json"

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import run
 
-from vaelab.ratedistortion import Point, points_from_exp_show, sweeps, table_markdown
+from vaelab.sweeps import Point, points_from_exp_show, rd_curves, table_markdown
 from vaelab.viz.charts import rd_figure
 from vaelab.tracking import changed_params
 
@@ -166,7 +166,7 @@ def test_rate_distortion_points_from_exp_show() -> None:
     assert {(p.model, p.beta, p.latent_dim, p.exp) for p in points} == {
         ("vae_bce", 1.0, 2, "main (baseline)"), ("vae_bce", 4.0, 2, "b4"), ("vae_bce", 1.0, 8, "z8"),
         ("vae_mse", 1.0, 2, "main (baseline)")}
-    bce = sweeps(points, "vae_bce")
+    bce = rd_curves(points, "vae_bce")
     assert [p.beta for p in bce["beta"]] == [1.0, 4.0] and [p.latent_dim for p in bce["latent_dim"]] == [2, 8]
     assert next(p for p in points if p.exp == "b4").rate_bits == pytest.approx(2.0 / 0.6931471805599453)
     table = table_markdown(points)

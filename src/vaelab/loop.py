@@ -66,14 +66,17 @@ def _mean_terms(sums: torch.Tensor, n: int) -> dict[str, float]:
 
 @torch.no_grad()
 def evaluate_loss(model: LatentModel, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> dict[str, float]:
-    """Loss terms averaged over all images of ``x`` (model left in train mode afterwards)."""
+    """Loss terms averaged over all images of ``x``, and ``mse``: the summed squared error of the decoded
+    posterior mean, the one reconstruction error every model shares (model left in train mode afterwards)."""
     model.eval()
-    sums = torch.zeros(len(TERMS), device=x.device)
+    sums = torch.zeros(len(TERMS) + 1, device=x.device)
     for idx in batches(len(x), batch_size):
-        out = model.loss(x[idx], y[idx])
-        sums += torch.stack([out[k] for k in TERMS]) * len(idx)
+        xb, yb = x[idx], y[idx]
+        out = model.loss(xb, yb)
+        mse = (model.mean_image(model.encode(xb, yb).mean, yb) - xb).pow(2).sum(-1).mean()
+        sums += torch.stack([*(out[k] for k in TERMS), mse]) * len(idx)
     model.train()
-    return _mean_terms(sums, len(x))
+    return dict(zip((*TERMS, "mse"), (sums / len(x)).tolist()))
 
 
 def load_state(path: Path, fingerprint: str) -> dict | None:

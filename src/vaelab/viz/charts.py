@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from vaelab.data import NUM_CLASSES
-from vaelab.ratedistortion import NATS_PER_BIT, Point, sweeps
+from vaelab.sweeps import NATS_PER_BIT, Point, rd_curves
 from vaelab.viz.images import DIGIT_NORM, DIGITS, as_array, styled
 
 
@@ -90,7 +90,7 @@ def rd_figure(points: list[Point], base_beta: float = 1.0, base_latent: int = 2)
     styles = {"beta": ("o-", "C0", "β={:g}", lambda p: p.beta),
               "latent_dim": ("s--", "C1", "d={:d}", lambda p: p.latent_dim)}
     for ax, model in zip(axes[0], models):
-        for kind, curve in sweeps(points, model, base_beta, base_latent).items():
+        for kind, curve in rd_curves(points, model, base_beta, base_latent).items():
             fmt, color, label, value = styles[kind]
             if not curve:
                 continue

@@ -1,8 +1,13 @@
-"""The rate–distortion study: a VAE's test KL is its rate, its reconstruction error its distortion.
+"""What the queued sweeps found, read from ``dvc exp show --json`` (pure functions; stages/rd.py and
+stages/tuning.py are the I/O around them).
 
-Pure functions: :func:`points_from_exp_show` turns the JSON of ``dvc exp show --json`` into one
-:class:`Point` per (model, beta, latent size) of a one-factor sweep around the baseline commit;
-:func:`table_markdown` renders them (the figure is :func:`vaelab.viz.charts.rd_figure`). ``stages/rd.py`` is the thin I/O around them.
+Rate–distortion: a VAE's test KL is its rate, its reconstruction error its distortion.
+:func:`points_from_exp_show` turns the experiments into one :class:`Point` per (model, beta, latent size) of a
+one-factor sweep around the baseline commit; :func:`table_markdown` renders them (the figure is
+:func:`vaelab.viz.charts.rd_figure`).
+
+Tuning: :func:`tuning_from_exp_show` reads a grid of learning rates and batch sizes, and :func:`tuning_fraction`
+says how many settings land within a margin of each model's best test reconstruction error.
 
 Distortion is the model's own test reconstruction term (``test.recon`` of ``metrics/train/<m>.json``,
 averaged over seeds):
@@ -93,7 +98,7 @@ def points_from_exp_show(exp_show: list[dict], models: tuple[str, ...] = ("vae_b
     return sorted(points.values(), key=lambda p: (p.model, p.latent_dim, p.beta))
 
 
-def sweeps(points: list[Point], model: str, base_beta: float = 1.0, base_latent: int = 2) -> dict[str, list[Point]]:
+def rd_curves(points: list[Point], model: str, base_beta: float = 1.0, base_latent: int = 2) -> dict[str, list[Point]]:
     """The beta sweep (latent size fixed) and the latent-size sweep (beta fixed) of ``model``."""
     own = [p for p in points if p.model == model]
     return {"beta": sorted((p for p in own if p.latent_dim == base_latent), key=lambda p: p.beta),
@@ -106,3 +111,37 @@ def table_markdown(points: list[Point]) -> str:
     lines += [f"| {p.model} | {p.beta:g} | {p.latent_dim} | {p.rate_nats:.2f} | {p.rate_bits:.2f} | "
               f"{p.distortion:.2f} | {p.exp} |" for p in points]
     return "\n".join(lines) + "\n"
+
+
+
+@dataclass(frozen=True)
+class Setting:
+    lr: float
+    batch_size: int
+    errors: dict[str, float]   # model -> test squared reconstruction error per image (mean over seeds)
+    exp: str
+
+
+def _test_mse(data: dict, model: str) -> float | None:
+    entry = ((data.get("metrics") or {}).get(f"metrics/train/{model}.json") or {}).get("data") or {}
+    values = [v["test"]["mse"] for k, v in entry.items() if k.startswith("seed") and "mse" in (v.get("test") or {})]
+    return sum(values) / len(values) if values else None
+
+
+def tuning_from_exp_show(exp_show: list[dict], models: list[str]) -> list[Setting]:
+    """One setting per distinct (lr, batch size) among the experiments (baseline excluded), each model's error."""
+    _, rows = _rows(exp_show)
+    found: dict[tuple[float, int], Setting] = {}
+    for name, data in rows[1:]:
+        params = _params(data)
+        key = (float(params["train.lr"]), int(params["train.batch_size"]))
+        errors = {m: e for m in models if (e := _test_mse(data, m)) is not None}
+        if errors and key not in found:
+            found[key] = Setting(key[0], key[1], errors, name)
+    return sorted(found.values(), key=lambda s: (s.batch_size, s.lr))
+
+
+def tuning_fraction(errors: list[float], margin: float) -> float:
+    """Fraction of settings whose error is within ``margin`` (relative) of the best: error <= best * (1 + margin)."""
+    best = min(errors)
+    return sum(e <= best * (1 + margin) for e in errors) / len(errors)

@@ -1,0 +1,76 @@
+"""The tuning report of a finished sweep: reports/tuning.md, read from the experiments of `dvc exp show --json`.
+
+"The VAE needed less tuning", the post says. The sweep trains every model over a grid of learning rates and batch
+sizes through DVC's queue; for each model this reports the fraction of settings whose test reconstruction error
+(summed squared error of the decoded posterior mean, `test.mse` of metrics/train/<model>.json) is within a stated
+margin of that model's best setting. Not a DVC stage: it reads the queue's experiments, which a stage cannot
+depend on. README "Sweeps" gives the sweep that feeds it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import click
+
+from vaelab.files import write_atomic
+from vaelab.stage import run_stage
+from vaelab.sweeps import tuning_fraction, tuning_from_exp_show
+
+COMMAND = "dvc exp show --json"
+MARGIN = 0.10
+SWEEP = """for lr in 0.0001 0.0003 0.001 0.003; do for bs in 64 256; do
+  dvc exp run --queue -S train.lr=$lr -S train.batch_size=$bs -S 'seeds=[42]' -S train.epochs=5 \\
+      train@ae train@ae_post train@vae_mse train@vae_bce
+done; done
+dvc queue start -j 2      # wait until `dvc queue status` shows none running
+PYTHONPATH=src python stages/tuning.py"""
+
+
+def exp_show(path: str | None) -> list[dict]:
+    try:
+        if path:
+            return json.loads(Path(path).read_text())
+        return json.loads(subprocess.run(COMMAND.split(), capture_output=True, text=True, check=True).stdout)
+    except subprocess.CalledProcessError as err:
+        raise click.ClickException(f"`{COMMAND}` exited {err.returncode}: {err.stderr.strip()}") from None
+    except (OSError, ValueError) as err:
+        raise click.ClickException(f"cannot read the experiments from {path or COMMAND}: {err}") from None
+
+
+def report(data: list[dict], models: list[str], margin: float) -> str:
+    settings = tuning_from_exp_show(data, models)
+    if not settings:
+        raise click.ClickException("no finished experiment with metrics/train/<model>.json test.mse: run the sweep first")
+    models = [m for m in models if all(m in s.errors for s in settings)]
+    lines = ["# Tuning: how many settings are close to each model's best?", "",
+             f"Test reconstruction error (summed squared error per image of the decoded posterior mean, mean over "
+             f"the sweep's seeds) for every setting of the sweep. A setting counts as **good** when its error is "
+             f"within {margin:.0%} of that model's best setting.", "",
+             "| lr | batch | " + " | ".join(models) + " | experiment |", "|---:|---:|" + "---:|" * len(models) + "---|"]
+    for s in settings:
+        lines.append(f"| {s.lr:g} | {s.batch_size} | " + " | ".join(f"{s.errors[m]:.2f}" for m in models) + f" | {s.exp} |")
+    fractions = {m: tuning_fraction([s.errors[m] for s in settings], margin) for m in models}
+    lines += ["", "| model | best error | good settings |", "|---|---:|---:|"]
+    for m in models:
+        best = min(s.errors[m] for s in settings)
+        good = round(fractions[m] * len(settings))
+        lines.append(f"| {m} | {best:.2f} | {good}/{len(settings)} ({fractions[m]:.0%}) |")
+    lines += ["", "## How this was produced", "", "```bash", SWEEP, "```"]
+    return "\n".join(lines) + "\n"
+
+
+@click.command()
+@click.option("--exp-show-json", default=None, help=f"Read this file instead of running `{COMMAND}`.")
+@click.option("--models", default="ae,ae_post,vae_mse,vae_bce", show_default=True)
+@click.option("--margin", default=MARGIN, show_default=True, help="Relative margin around each model's best error.")
+@click.option("--out", default="reports/tuning.md", show_default=True)
+def main(exp_show_json: str | None, models: str, margin: float, out: str) -> None:
+    """Write the tuning report of the lr × batch-size sweep."""
+    run_stage("tuning", lambda: write_atomic(out, report(exp_show(exp_show_json), models.split(","), margin)))
+
+
+if __name__ == "__main__":
+    main()
