@@ -8,6 +8,7 @@ see that a re-run changed nothing. Read with ``torch.load(weights_only=True)``: 
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Callable
 
@@ -33,10 +34,16 @@ def save_bytes(obj: object, path: Path) -> None:
         tmp.write_bytes(to_bytes(obj))
 
 
+def payload(module: nn.Module, fmt: str, config: dict) -> dict:
+    """What a checkpoint holds. The config is stored as canonical JSON text: pickling the dict itself would make
+    the bytes depend on which of its strings happen to be the same Python object (pickle's memo)."""
+    return {"format": fmt, "config": json.dumps(config, sort_keys=True),
+            "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()}}
+
+
 def save_module(module: nn.Module, fmt: str, config: dict, path: Path) -> None:
     """Save ``{format, config, state_dict}`` via a temporary file and a rename: never half-written."""
-    save_bytes({"format": fmt, "config": config,
-                "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()}}, Path(path))
+    save_bytes(payload(module, fmt, config), Path(path))
 
 
 def load_module(path: str | Path, fmt: str, build_from: Callable[[dict], nn.Module], missing_hint: str,
@@ -54,11 +61,12 @@ def load_module(path: str | Path, fmt: str, build_from: Callable[[dict], nn.Modu
         raise CheckpointError(f"{path}: no such checkpoint; {missing_hint}") from None
     except Exception as err:  # torch raises many types for corrupt or foreign pickles
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
-    if not isinstance(payload, dict) or payload.get("format") != fmt:
+    if not isinstance(payload, dict) or payload.get("format") != fmt:  # (`payload` here: what the file holds)
         raise CheckpointError(f"{path}: not a vaelab checkpoint of format {fmt!r}")
     try:
-        module = build_from(payload["config"])
+        config = payload["config"]
+        module = build_from(json.loads(config) if isinstance(config, str) else config)
         module.load_state_dict(payload["state_dict"])
-    except (ConfigError, RuntimeError, KeyError, TypeError) as err:
+    except (ConfigError, RuntimeError, KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: checkpoint does not match its config: {err}") from None
     return module.to(device).eval()

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from vaelab.checkpoints import load_module, save_bytes, to_bytes
+from vaelab.checkpoints import load_module, payload, save_bytes, to_bytes
 from vaelab.config import ConfigError, Params, from_dict
 from vaelab.models.ae import Autoencoder
 from vaelab.models.base import LatentModel
@@ -76,8 +76,7 @@ def build(spec: ModelSpec, seed: int | None = None) -> LatentModel:
 
 
 def _payload(model: LatentModel) -> dict:
-    return {"format": FORMAT, "config": {"kind": model.kind, **asdict(model.cfg)},
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    return payload(model, FORMAT, {"kind": model.kind, **asdict(model.cfg)})
 
 
 def checkpoint_bytes(model: LatentModel) -> bytes:

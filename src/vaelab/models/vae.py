@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 import torch
 
 from vaelab import likelihoods
-from vaelab.config import hidden_widths, non_negative, positive_int
+from vaelab.config import ConfigError, hidden_widths, non_negative, positive_int
 from vaelab.data import INPUT_DIM
 from vaelab.distributions import DiagonalGaussian
 from vaelab.models.base import LatentModel
@@ -39,7 +39,10 @@ class VAE(LatentModel):
 
     @classmethod
     def validate(cls, cfg: VAEConfig, path: str) -> None:
-        likelihoods.build(cfg.likelihood, f"{path}.likelihood")
+        lik = likelihoods.build(cfg.likelihood, f"{path}.likelihood")
+        if lik.open_interval and cfg.data != "dequantized":
+            raise ConfigError(f"{path}.data = {cfg.data!r}: the {lik.name} likelihood needs pixels strictly inside "
+                              "(0, 1); expected `data: dequantized`")
 
     def __init__(self, cfg: VAEConfig):
         super().__init__(cfg)
