@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from vaelab import classifier, models, tracking
+from vaelab import judge as judges, models, tracking
 from vaelab.config import Params, flatten, load_params
 from vaelab.data import load_split
 from vaelab.device import resolve_device
@@ -25,7 +25,7 @@ log = logging.getLogger("vaelab.evaluate")
 def evaluate_seed(params: Params, name: str, seed: int, root: Path, experiment_id: str) -> dict:
     """Score one seed's checkpoint and log the numbers to exactly the run that trained it."""
     device = resolve_device(params.device)
-    judge = classifier.load(root / "models" / "judge", device)
+    judge = judges.load(root / "models" / "judge", device)
     train = load_split(root / "data", "train", params.data.train_size)
     test = load_split(root / "data", "test")
     path = root / "models" / name / f"seed{seed}" / "model.pt"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vaelab import classifier
+from vaelab import judge as judges
 from vaelab.config import Params, load_params
 from vaelab.data import load_split
 from vaelab.device import resolve_device
@@ -19,12 +19,12 @@ def train_judge(params: Params, root: Path = Path(".")) -> dict:
     cfg, seed = params.judge, params.seeds[0]
     train = load_split(root / "data", "train", params.data.train_size)
     test = load_split(root / "data", "test")
-    net = classifier.fit(classifier.build(cfg, seed).to(resolve_device(params.device)), train.images, train.labels,
+    net = judges.fit(judges.build(cfg, seed).to(resolve_device(params.device)), train.images, train.labels,
                          cfg, seed)
-    metrics = {"train_accuracy": classifier.accuracy(net, train.images, train.labels),
-               "test_accuracy": classifier.accuracy(net, test.images, test.labels)}
+    metrics = {"train_accuracy": judges.accuracy(net, train.images, train.labels),
+               "test_accuracy": judges.accuracy(net, test.images, test.labels)}
     with staging(root, "judge") as staged:
-        classifier.save(net, cfg, staged / "models" / "judge" / "model.pt")
+        judges.save(net, cfg, staged / "models" / "judge" / "model.pt")
         write_atomic(staged / "metrics" / "judge.json", json.dumps(metrics, indent=2) + "\n")
         publish(staged, root, replace=["models/judge"])
     return metrics

@@ -90,10 +90,11 @@ class FiguresConfig:
 
 @dataclass(frozen=True)
 class JudgeConfig:
-    """The digit classifier (stage `judge`) that judges whether a decoded image looks like a digit."""
+    """The CNN digit classifier (stage `judge`) whose features and verdicts the evaluation uses."""
 
-    hidden: list[int] = field(default_factory=lambda: [256])
-    epochs: int = field(default=3, metadata=_min(1))
+    channels: int = field(default=32, metadata=_min(1))     # first convolution; the second has twice as many
+    hidden: int = field(default=128, metadata=_min(1))      # the feature layer (FID, KID, precision/recall)
+    epochs: int = field(default=2, metadata=_min(1))
     batch_size: int = field(default=128, metadata=_min(1))
     lr: float = field(default=1e-3, metadata=_positive())
 

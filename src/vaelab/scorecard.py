@@ -28,7 +28,7 @@ import math
 
 import torch
 
-from vaelab import classifier, metrics
+from vaelab import judge as judges, metrics
 from vaelab.config import EvaluateConfig
 from vaelab.data import INPUT_DIM, NUM_CLASSES, Split, batches
 from vaelab.models.base import LatentModel
@@ -49,7 +49,7 @@ def conditional_accuracy(model: LatentModel, judge: torch.nn.Module, per_label: 
     labels = torch.arange(NUM_CLASSES, device=device).repeat_interleave(per_label)
     z = torch.randn(len(labels), model.cfg.latent_dim, generator=generator, device=device)
     drawn = torch.cat([model.mean_image(z[i], labels[i]) for i in batches(len(z), metrics.DECODER_ROWS)])
-    return (classifier.predict_proba(judge, drawn).argmax(1) == labels.cpu()).to(torch.float32).mean().item()
+    return (judges.predict_proba(judge, drawn).argmax(1) == labels.cpu()).to(torch.float32).mean().item()
 
 
 @torch.no_grad()
@@ -107,7 +107,7 @@ def score(model: LatentModel, judge: torch.nn.Module, train: Split, test: Split,
         out["latent"]["saturated_fraction"] = edge.to(torch.float32).mean().item()
     if model.cfg.latent_dim == 2 and not model.conditional:
         tiles = model.mean_image(model.latent_grid(cfg.grid_size).to(model.device))
-        probs = classifier.predict_proba(judge, tiles)
+        probs = judges.predict_proba(judge, tiles)
         out["grid"] = {"confident_fraction": metrics.confident_fraction(probs, cfg.threshold)}
     if model.conditional and model.has_prior:
         out["conditional"] = conditional
