@@ -13,10 +13,10 @@ import click
 
 from vaelab import judge as judges, models, tracking
 from vaelab.config import Params, flatten, load_params
-from vaelab.data import load_split
+from vaelab.data import load_binarized_test, load_split
 from vaelab.device import resolve_device
 from vaelab.files import md5_of_file, write_atomic
-from vaelab.scorecard import mean_over_seeds, score
+from vaelab.scorecard import mean_over_seeds, score, test_sets
 from vaelab.stage import parallel_map, publish, run_stage, staging
 
 log = logging.getLogger("vaelab.evaluate")
@@ -27,12 +27,12 @@ def evaluate_seed(params: Params, name: str, seed: int, root: Path, experiment_i
     device = resolve_device(params.device)
     judge = judges.load(root / "models" / "judge", device)
     train = load_split(root / "data", "train", params.data.train_size)
-    test = load_split(root / "data", "test")
+    tests = test_sets(load_split(root / "data", "test"), load_binarized_test(root / "data"), judge, seed)
     path = root / "models" / name / f"seed{seed}" / "model.pt"
     model = models.load(path, device)
     run_id = tracking.run_for_checkpoint(experiment_id, name, seed, md5_of_file(path), f"evaluate@{name}")
     start = time.perf_counter()
-    metrics = score(model, judge, train, test, params.evaluate, seed)
+    metrics = score(model, judge, train, tests, params.evaluate, seed)
     log.info("%s seed %d: evaluated in %.1f s", name, seed, time.perf_counter() - start)
     tracking.log_params(run_id, {f"evaluate.{k}": v for k, v in flatten(params.evaluate).items()})
     tracking.log_metrics(run_id, {f"eval.{k}": v for k, v in flatten(metrics).items()})

@@ -17,7 +17,8 @@ import click
 
 from vaelab.files import write_atomic
 from vaelab.stage import run_stage
-from vaelab.sweeps import tuning_fraction, tuning_from_exp_show
+from vaelab.claims import TUNING_RULE, tuning_fraction
+from vaelab.sweeps import tuning_from_exp_show
 
 COMMAND = "dvc exp show --json"
 MARGIN = 0.10
@@ -58,7 +59,7 @@ def report(data: list[dict], models: list[str], margin: float) -> str:
         best = min(s.errors[m] for s in settings)
         good = round(fractions[m] * len(settings))
         lines.append(f"| {m} | {best:.2f} | {good}/{len(settings)} ({fractions[m]:.0%}) |")
-    lines += ["", "## How this was produced", "", "```bash", SWEEP, "```"]
+    lines += ["", f"Rule: {TUNING_RULE}", "", "## How this was produced", "", "```bash", SWEEP, "```"]
     return "\n".join(lines) + "\n"
 
 

@@ -103,8 +103,15 @@ class JudgeConfig:
 class EvaluateConfig:
     """The `evaluate` stage: how hard to look at each trained model."""
 
-    # Importance samples per test image for the IWAE bound on log p(x) (VAEs only).
+    # Importance samples per test image for the IWAE bound on log p(x) (models with a prior), on the first
+    # `likelihood_images` test images (None = all 10,000).
     iwae_samples: int = field(default=200, metadata=_min(1))
+    likelihood_images: int | None = field(default=2000, metadata=_between(1, 10_000))
+    # The binarised yardstick: K and the number of (binarised) test images.
+    binarized_iwae_samples: int = field(default=5000, metadata=_min(1))
+    binarized_images: int | None = field(default=500, metadata=_between(1, 10_000))
+    # Decoded prior samples compared with the 10,000 test images (FID, KID, precision/recall).
+    sample_images: int = field(default=10_000, metadata=_between(100, 100_000))
     # Neighbours for the kNN digit classifier in latent space.
     knn_k: int = field(default=10, metadata=_min(1))
     # Points for the silhouette score: a seeded random subset of the test latents; None = all.

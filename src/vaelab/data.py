@@ -81,8 +81,9 @@ def dequantize(x: torch.Tensor, generator: torch.Generator | None = None) -> tor
     strictly inside (0, 1), so densities with log x or log(1 − x) terms (Beta) stay finite."""
     k = torch.round(x * 255)
     u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    # rand() can return exactly 0: keep u in the open interval (the shift is below float32 resolution of x̃).
-    return (k + u.clamp(min=2.0 ** -20, max=1 - 2.0 ** -20)) / 256
+    # rand() can return 0, and (255 + u)/256 rounds to exactly 1.0 in float32 once u > 1 − 2⁻¹⁶: keep u in
+    # [2⁻¹⁶, 1 − 2⁻¹⁶], so x̃ is strictly inside (0, 1) in float32 (a change of the noise on 3e-5 of its range).
+    return (k + u.clamp(min=2.0 ** -16, max=1 - 2.0 ** -16)) / 256
 
 
 def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

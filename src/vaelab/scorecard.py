@@ -5,8 +5,16 @@ JSON layout of one seed (nats per image unless said otherwise; keys a model cann
 
     reconstruction: mse_per_image, mse_per_pixel     # decode(posterior mean), squared error
     elbo:           neg_elbo, recon, kl, kl_bits      # models with a prior: −ELBO = recon + KL
-    iwae:           nll                               # models with a prior: −log p(x) bound, K samples
+    iwae:           nll                               # models with a prior: −log p(x) bound, K samples, on the
+                                                      #   first `likelihood_images` test images in the model's
+                                                      #   own data space (grey, dequantised or binarised)
                     nll_given_y, nll_marginal         # conditional models instead of nll (see below)
+    grey8bit:       nll, bits_per_dim                 # densities on [0, 1] (not the Bernoulli): the same bound on
+                                                      #   the dequantised test images; bits/dim of the 8-bit data
+    binarized:      iwae_nll, iwae_se                 # Bernoulli models trained on binarised pixels: the fixed
+                                                      #   binarised test set, K = binarized_iwae_samples
+    samples:        fid, kid, kid_std, precision, recall  # models with a prior: `sample_images` decoded prior
+                                                      #   samples vs the test images, in the judge's features
     latent:         knn_accuracy, silhouette, saturated_fraction (bounded latents)
     grid:           confident_fraction                # 2-d latents only, unconditional
     conditional:    accuracy, bayes_accuracy          # conditional models with a prior
@@ -28,10 +36,14 @@ import math
 
 import torch
 
+from dataclasses import dataclass
+
 from vaelab import judge as judges, metrics
 from vaelab.config import EvaluateConfig
-from vaelab.data import INPUT_DIM, NUM_CLASSES, Split, batches
+from vaelab.data import INPUT_DIM, NUM_CLASSES, Split, batches, dequantize
+from vaelab.likelihoods import bits_per_dim
 from vaelab.models.base import LatentModel
+from vaelab.sample_quality import sample_quality
 
 SATURATION = 0.01  # a code coordinate this close to its box's edge counts as saturated
 # Conditional models: images drawn per label for `conditional.accuracy` (10 x 1000 decodes, seconds), and
@@ -69,17 +81,72 @@ def label_marginal_nll(model: LatentModel, x: torch.Tensor, k: int,
     return -(torch.logsumexp(-per_label, dim=1) - math.log(NUM_CLASSES)), per_label
 
 
+@dataclass(frozen=True)
+class TestSets:
+    """The test images in every form the yardsticks need (built once per evaluate stage)."""
+
+    grey: Split                     # the MNIST test split, pixels k/255
+    binarized: torch.Tensor         # the fixed binarisation of the `binarize` stage
+    dequantized: torch.Tensor       # one seeded dequantisation (k + u)/256
+    real_features: torch.Tensor     # the judge's features of the grey test images
+
+    def own(self, space: str) -> torch.Tensor:
+        """The test images in a model's own data space."""
+        return {"grey": self.grey.images, "binarized": self.binarized, "dequantized": self.dequantized}[space]
+
+
+def test_sets(test: Split, binarized: torch.Tensor, judge: torch.nn.Module, seed: int) -> TestSets:
+    return TestSets(test, binarized, dequantize(test.images, torch.Generator().manual_seed(seed)),
+                    judges.features(judge, test.images))
+
+
+def _subset(x: torch.Tensor, n: int | None) -> torch.Tensor:
+    return x if n is None else x[:n]
+
+
 @torch.no_grad()
-def score(model: LatentModel, judge: torch.nn.Module, train: Split, test: Split, cfg: EvaluateConfig,
+def prior_samples(model: LatentModel, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` mean images decoded from z ~ N(0, I) (a conditional model: labels 0–9 in turn), on the CPU."""
+    z = torch.randn(n, model.cfg.latent_dim, generator=generator, device=model.device)
+    y = torch.arange(n, device=model.device) % NUM_CLASSES if model.conditional else None
+    return torch.cat([model.mean_image(z[i], None if y is None else y[i]).cpu()
+                      for i in batches(n, metrics.DECODER_ROWS)])
+
+
+@torch.no_grad()
+def yardsticks(model: LatentModel, judge: torch.nn.Module, tests: TestSets, cfg: EvaluateConfig, seed: int) -> dict:
+    """The numbers that compare models across decoders: 8-bit bits/dim, the binarised track, sample quality."""
+    out: dict = {}
+    unconditional = not model.conditional
+    if unconditional and model.likelihood.density:
+        x = _subset(tests.dequantized, cfg.likelihood_images)
+        gen = torch.Generator(model.device).manual_seed(seed)
+        nll = metrics.likelihood_bounds(model, x, None, cfg.iwae_samples, gen)["iwae_nll"].mean().item()
+        out["grey8bit"] = {"nll": nll, "bits_per_dim": bits_per_dim(nll)}
+    if unconditional and model.cfg.data == "binarized":
+        x = _subset(tests.binarized, cfg.binarized_images)
+        gen = torch.Generator(model.device).manual_seed(seed)
+        nll = metrics.likelihood_bounds(model, x, None, cfg.binarized_iwae_samples, gen)["iwae_nll"]
+        out["binarized"] = {"iwae_nll": nll.mean().item(), "iwae_se": (nll.std() / math.sqrt(len(nll))).item()}
+    fake = prior_samples(model, cfg.sample_images, torch.Generator(model.device).manual_seed(seed))
+    out["samples"] = sample_quality(tests.real_features, judges.features(judge, fake), torch.Generator().manual_seed(seed))
+    return out
+
+
+@torch.no_grad()
+def score(model: LatentModel, judge: torch.nn.Module, train: Split, tests: TestSets, cfg: EvaluateConfig,
           seed: int) -> dict:
     """Every metric of one model on the test split (kNN fitted on the training split's codes)."""
+    test = tests.grey
     y_train, y_test = (train.labels, test.labels) if model.conditional else (None, None)
     z_train, z_test = metrics.codes(model, train.images, y_train), metrics.codes(model, test.images, y_test)
     mse = metrics.reconstruction_error(model, test.images, z_test, y_test).mean().item()
     out: dict = {"reconstruction": {"mse_per_image": mse, "mse_per_pixel": mse / INPUT_DIM}}
     if model.has_prior:
         gen = torch.Generator(model.device).manual_seed(seed)
-        per_image = metrics.likelihood_bounds(model, test.images, y_test, cfg.iwae_samples, gen)
+        own = _subset(tests.own(model.cfg.data), cfg.likelihood_images)
+        per_image = metrics.likelihood_bounds(model, own, _subset(y_test, cfg.likelihood_images)
+                                              if y_test is not None else None, cfg.iwae_samples, gen)
         lik = {k: v.mean().item() for k, v in per_image.items()}
         out["elbo"] = {"neg_elbo": lik["neg_elbo"], "recon": lik["recon"], "kl": lik["kl"],
                        "kl_bits": lik["kl"] / math.log(2)}
@@ -87,7 +154,7 @@ def score(model: LatentModel, judge: torch.nn.Module, train: Split, test: Split,
             out["iwae"] = {"nll": lik["iwae_nll"]}
         else:
             pick = torch.randperm(len(test.images), generator=torch.Generator().manual_seed(seed))[:MARGINAL_SUBSET]
-            marginal, per_label = label_marginal_nll(model, test.images[pick], cfg.iwae_samples, gen)
+            marginal, per_label = label_marginal_nll(model, tests.own(model.cfg.data)[pick], cfg.iwae_samples, gen)
             out["iwae"] = {"nll_given_y": lik["iwae_nll"], "nll_marginal": marginal.mean().item()}
             conditional = {
                 "accuracy": conditional_accuracy(model, judge, CONDITIONAL_SAMPLES,
@@ -111,6 +178,8 @@ def score(model: LatentModel, judge: torch.nn.Module, train: Split, test: Split,
         out["grid"] = {"confident_fraction": metrics.confident_fraction(probs, cfg.threshold)}
     if model.conditional and model.has_prior:
         out["conditional"] = conditional
+    if model.has_prior:
+        out.update(yardsticks(model, judge, tests, cfg, seed))
     return out
 
 

@@ -5,6 +5,7 @@ reads the pipeline's outputs into :class:`Inputs` and renders what :func:`report
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from vaelab import claims, stats
@@ -59,7 +60,7 @@ def interval_table(per_model: dict[str, dict[int, dict]], models: list[str]) -> 
     for key in keys:
         cells = []
         for m in models:
-            values = [v[key] for v in flat[m].values() if key in v]
+            values = [v[key] for v in flat[m].values() if key in v and math.isfinite(v[key])]
             cells.append(stats.format_interval(stats.mean_ci(values)) if values else MISSING)
         rows.append([f"`{key}`", *cells])
     return Table(["metric", *[model_label(m) for m in models]], rows)
@@ -70,8 +71,7 @@ def claims_blocks(verdicts: list[claims.Verdict]) -> list[Block]:
              f"{model_label(v.spec.baseline)}", ", ".join(fmt(d, 3) for d in v.differences),
              stats.format_interval(v.interval), f"**{v.verdict}**"] for v in verdicts]
     return [Heading("The post's claims, tested over seeds"),
-            Para(f"Rule: {claims.RULE} Differences are oriented so that a positive value favours the claim. "
-                 "Also in `metrics/claims.json`."),
+            Para(f"Rule: {claims.RULE} Also in `metrics/claims.json`."),
             Table(["claim", "metric", "per-seed differences", "mean ± 95% interval", "verdict"], rows)]
 
 

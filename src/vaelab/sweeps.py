@@ -6,8 +6,9 @@ Rate–distortion: a VAE's test KL is its rate, its reconstruction error its dis
 one-factor sweep around the baseline commit; :func:`table_markdown` renders them (the figure is
 :func:`vaelab.viz.charts.rd_figure`).
 
-Tuning: :func:`tuning_from_exp_show` reads a grid of learning rates and batch sizes, and :func:`tuning_fraction`
-says how many settings land within a margin of each model's best test reconstruction error.
+Tuning: :func:`tuning_from_exp_show` reads a grid of learning rates and batch sizes, and
+:func:`vaelab.claims.tuning_fraction` says how many settings land within a margin of each model's best test
+reconstruction error.
 
 Distortion is the model's own test reconstruction term (``test.recon`` of ``metrics/train/<m>.json``,
 averaged over seeds):
@@ -139,9 +140,3 @@ def tuning_from_exp_show(exp_show: list[dict], models: list[str]) -> list[Settin
         if errors and key not in found:
             found[key] = Setting(key[0], key[1], errors, name)
     return sorted(found.values(), key=lambda s: (s.batch_size, s.lr))
-
-
-def tuning_fraction(errors: list[float], margin: float) -> float:
-    """Fraction of settings whose error is within ``margin`` (relative) of the best: error <= best * (1 + margin)."""
-    best = min(errors)
-    return sum(e <= best * (1 + margin) for e in errors) / len(errors)
