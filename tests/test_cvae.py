@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from vaelab import classifier, loop, models, scorecard
+from vaelab import judge as judges, loop, models, scorecard
 from vaelab.config import EvaluateConfig, FiguresConfig, JudgeConfig, TrainConfig
 from vaelab.data import IMAGE_SIDE, INPUT_DIM, NUM_CLASSES, Split, load_split
 from vaelab.viz import conditional_figures
@@ -153,9 +153,12 @@ def test_tiny_training_through_the_loop_with_labels(mnist_root: Path, test_split
 def test_score_of_a_conditional_model(mnist_root: Path, test_split: Split) -> None:
     train = load_split(mnist_root, "train", 300)
     model = build()
-    judge = classifier.build(JudgeConfig(hidden=[16]), seed=0).eval()
-    out = scorecard.score(model, judge, train, test_split, EvaluateConfig(iwae_samples=4, knn_k=3), seed=0)
+    judge = judges.build(JudgeConfig(channels=4, hidden=16), seed=0).eval()
+    tests = scorecard.test_sets(test_split, (test_split.images > 0.5).float(), judge, seed=0)
+    cfg = EvaluateConfig(iwae_samples=4, knn_k=3, likelihood_images=200, sample_images=500)
+    out = scorecard.score(model, judge, train, tests, cfg, seed=0)
     assert set(out["iwae"]) == {"nll_given_y", "nll_marginal"} and "grid" not in out
     assert out["iwae"]["nll_marginal"] <= out["iwae"]["nll_given_y"] + math.log(NUM_CLASSES)
     assert set(out["conditional"]) == {"accuracy", "bayes_accuracy"}
+    assert set(out["samples"]) == {"fid", "kid", "kid_std", "precision", "recall"}
     assert all(0 <= v <= 1 for v in out["conditional"].values())
