@@ -1,0 +1,115 @@
+"""The evaluation metrics: the importance-weighted bound on small trained VAEs (its exactness and convergence on
+models with a known log p(x) are in tests/test_inference.py), and the latent-structure metrics on known cases."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from vaelab import metrics, models
+from vaelab.config import TrainConfig
+from vaelab.data import Split, load_split
+from vaelab.loop import fit
+
+
+@pytest.fixture(scope="module")
+def small_vaes(mnist_root) -> dict[str, tuple[models.LatentModel, torch.Tensor]]:
+    """Two small VAEs trained briefly on the first 500 training images, and 200 test images."""
+    train = load_split(mnist_root, "train", 500)
+    test = load_split(mnist_root, "test")
+    out = {}
+    for likelihood in ("gaussian", "bernoulli"):
+        model = models.build(models.spec_from_dict(
+            {"kind": "vae", "likelihood": {"name": likelihood}, "hidden": [128, 64]}, "m"), seed=0)
+        fit(model, train, Split(test.images[:200], test.labels[:200]), TrainConfig(epochs=8, batch_size=50, lr=2e-3),
+            seed=0)
+        out[likelihood] = (model, test.images[:200])
+    return out
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
+def test_iwae_bound_beats_the_elbo_and_tightens_with_k(small_vaes, likelihood: str) -> None:
+    model, x = small_vaes[likelihood]
+    result = metrics.likelihood_bounds(model, x, None, 200, torch.Generator().manual_seed(0), rows=3000)
+    assert result["iwae_nll"].mean() < result["neg_elbo"].mean()
+    torch.testing.assert_close(result["neg_elbo"], result["recon"] + result["kl"])
+    assert (result["kl"] > 0).all()
+    again = metrics.likelihood_bounds(model, x, None, 200, torch.Generator().manual_seed(0))
+    assert torch.equal(again["iwae_nll"], result["iwae_nll"])  # same seed, same numbers (any chunking)
+
+    # On the same 200 samples, split into groups of K: the bound can only rise with K (Jensen).
+    with torch.no_grad():
+        log_w, _, _ = metrics.importance_log_weights(model, x, None, 200, torch.Generator().manual_seed(1))
+    bounds = [metrics.iwae_bound(log_w.reshape(len(x) * 200 // k, k)).mean().item() for k in (1, 10, 50, 200)]
+    assert bounds == sorted(bounds) and bounds[-1] > bounds[0], bounds
+
+
+def test_the_weights_use_the_models_own_likelihood(small_vaes) -> None:
+    """log p(x|z) inside the bound is the likelihood object's normalised log_prob (one definition)."""
+    model, x = small_vaes["gaussian"]
+    with torch.no_grad():
+        _, log_lik, _ = metrics.importance_log_weights(model, x[:3], None, 2, torch.Generator().manual_seed(0))
+        z = model.encode(x[:3]).rsample(2, torch.Generator().manual_seed(0))
+        want = torch.distributions.Normal(torch.sigmoid(model.decode(z)), 1.0).log_prob(x[:3, None]).sum(-1)
+    torch.testing.assert_close(log_lik, want, rtol=1e-5, atol=1e-3)
+
+
+def test_iwae_gain_over_the_elbo_with_fresh_samples(small_vaes) -> None:
+    """The Bernoulli VAE's posterior gap is large enough to see K's effect with independent samples."""
+    model, x = small_vaes["bernoulli"]
+    nll = {k: metrics.likelihood_bounds(model, x, None, k, torch.Generator().manual_seed(k))["iwae_nll"].mean().item()
+           for k in (1, 10, 200)}
+    neg_elbo = metrics.likelihood_bounds(model, x, None, 200, torch.Generator().manual_seed(0))["neg_elbo"].mean().item()
+    assert nll[200] < nll[10] - 0.2 < neg_elbo - 0.4, (nll, neg_elbo)
+    assert nll[1] == pytest.approx(neg_elbo, abs=1.0)       # K = 1 is the ELBO, up to Monte-Carlo noise
+
+
+# --- latent structure ------------------------------------------------------------------------------
+
+def clusters(n: int, seed: int, radius: float = 100.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ten unit-variance blobs on a circle, at least 60 apart."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 10, (n,), generator=g)
+    angle = torch.arange(10) * (2 * math.pi / 10)
+    centres = radius * torch.stack([angle.cos(), angle.sin()], dim=1)
+    return centres[y] + torch.randn(n, 2, generator=g), y
+
+
+def test_knn_accuracy_separated_clusters_and_shuffled_labels() -> None:
+    (z_tr, y_tr), (z_te, y_te) = clusters(3000, 0), clusters(2000, 1)
+    assert metrics.knn_accuracy(z_tr, y_tr, z_te, y_te, k=5, chunk=333) > 0.99
+    shuffled = y_tr[torch.randperm(len(y_tr), generator=torch.Generator().manual_seed(3))]
+    assert abs(metrics.knn_accuracy(z_tr, shuffled, z_te, y_te, k=5) - 0.1) < 0.04
+
+
+def brute_force_silhouette(z: torch.Tensor, y: torch.Tensor) -> float:
+    scores = []
+    for i in range(len(z)):
+        d = (z - z[i]).norm(dim=1)
+        same = (y == y[i]) & (torch.arange(len(z)) != i)
+        if not same.any():
+            scores.append(0.0)
+            continue
+        a = d[same].mean()
+        b = min(d[y == c].mean() for c in y.unique() if c != y[i])
+        scores.append(((b - a) / max(a, b)).item())
+    return sum(scores) / len(scores)
+
+
+def test_silhouette() -> None:
+    line = torch.tensor([[0.0, 0], [1, 0], [4, 0], [5, 0]])
+    assert metrics.silhouette(line, torch.tensor([0, 0, 1, 1])) == pytest.approx((7 / 9 + 5 / 7) / 2)
+    z, y = torch.randn(150, 2, generator=torch.Generator().manual_seed(0)), torch.randint(0, 4, (150,))
+    y[0] = 7  # a singleton cluster scores 0
+    assert metrics.silhouette(z, y, chunk=17) == pytest.approx(brute_force_silhouette(z, y), abs=1e-5)
+    assert metrics.silhouette(*clusters(500, 0)) > 0.95
+    with pytest.raises(ValueError, match="two clusters"):
+        metrics.silhouette(z, torch.zeros(150, dtype=torch.long))
+
+
+def test_confident_fraction() -> None:
+    probs = torch.tensor([[0.95, 0.05], [0.5, 0.5], [0.1, 0.9]])
+    assert metrics.confident_fraction(probs, 0.9) == pytest.approx(2 / 3)
+    assert metrics.confident_fraction(probs, 0.96) == 0.0
