@@ -12,10 +12,18 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from vaelab import charts, figures, latent, models, plots, tracking
-from vaelab.config import FiguresConfig, MlflowConfig, ModelConfig, Params, TrainConfig
+import sys
+
+from vaelab import metrics, models, tracking
+from vaelab.config import FiguresConfig, MlflowConfig, Params, TrainConfig
 from vaelab.data import Split, load_split
-from vaelab.train import fit
+from vaelab.files import md5_of_file
+from vaelab.loop import fit
+from vaelab.viz import charts
+from vaelab.viz import images as plots
+from vaelab.viz import model_figures as figures
+
+REPO = Path(__file__).resolve().parents[1]
 
 FIG = FiguresConfig(grid_size=6, n_examples=20, samples=4, interp_pairs=3, interp_steps=5, dpi=50)
 
@@ -26,12 +34,12 @@ def test_split(mnist_root: Path) -> Split:
     return Split(full.images[:2000], full.labels[:2000])
 
 
-@pytest.fixture(scope="module", params=[ModelConfig(kind="ae"), ModelConfig(kind="vae", likelihood="bernoulli")],
+@pytest.fixture(scope="module", params=[{"kind": "ae"}, {"kind": "vae", "likelihood": {"name": "bernoulli"}}],
                 ids=["ae", "vae"])
-def trained(request, mnist_root: Path, test_split: Split) -> models.Model:
+def trained(request, mnist_root: Path, test_split: Split) -> models.LatentModel:
     """A real model trained for a few steps (8 batches of 64) on the first 500 training images."""
-    model = models.build(request.param)
-    fit(model, load_split(mnist_root, "train", 500).images, test_split.images[:200],
+    model = models.build(models.spec_from_dict(request.param, "m"), seed=0)
+    fit(model, load_split(mnist_root, "train", 500), Split(test_split.images[:200], test_split.labels[:200]),
         TrainConfig(epochs=1, batch_size=64), seed=0)
     return model
 
@@ -52,17 +60,17 @@ def assert_drawn(fig, path: Path, dpi: int) -> None:
 
 def test_every_model_figure_is_a_nonblank_png(trained, test_split, tmp_path):
     figs = figures.model_figures("m", trained, test_split, FIG, seed=0)
-    assert sorted(figs) == sorted(figures.expected_kinds(trained.cfg))
-    assert ("prior_samples" in figs) == (trained.cfg.kind == "vae")
+    assert sorted(figs) == sorted(figures.expected_kinds(trained))
+    assert ("prior_samples" in figs) == trained.has_prior
     for kind, fig in figs.items():
         assert_drawn(fig, tmp_path / f"{kind}.png", FIG.dpi)
 
 
 def test_manifold_tiles_are_the_decoded_grid(trained, tmp_path):
-    grid = latent.manifold_grid(trained.cfg.kind, FIG.grid_size)
+    grid = trained.latent_grid(FIG.grid_size)
     with torch.no_grad():
-        decoded = trained.decode(grid)
-    fig = plots.manifold(decoded, latent.grid_axis(trained.cfg.kind, FIG.grid_size), "m")
+        decoded = trained.mean_image(grid)
+    fig = plots.manifold(decoded, trained.latent_axis(FIG.grid_size), "m")
     canvas = fig.axes[0].images[0].get_array()
     assert canvas.shape == (FIG.grid_size * 28, FIG.grid_size * 28)  # grid_size^2 tiles, edge to edge
     tiles = canvas.reshape(FIG.grid_size, 28, FIG.grid_size, 28).transpose(0, 2, 1, 3).reshape(-1, 784)
@@ -71,9 +79,9 @@ def test_manifold_tiles_are_the_decoded_grid(trained, tmp_path):
 
 
 def test_latent_scatter_has_discrete_colourbar_and_natural_axes(trained, test_split):
-    codes = latent.encode_mean(trained, test_split.images)
-    limits = figures.latent_limits(trained.cfg, codes, FIG.vae_range)
-    assert limits == ((0.0, 1.0) if trained.cfg.kind == "ae" else (-4.0, 4.0))
+    codes = metrics.codes(trained, test_split.images)
+    limits = figures.latent_limits(trained, codes, FIG.vae_range)
+    assert limits == ((0.0, 1.0) if trained.latent_box is not None else (-4.0, 4.0))
     fig = charts.latent_scatter(codes, test_split.labels, limits, "m")
     ax, bar = fig.axes
     assert ax.get_xlim() == limits and ax.get_ylim() == limits
@@ -85,7 +93,8 @@ def test_latent_scatter_has_discrete_colourbar_and_natural_axes(trained, test_sp
 
 def test_data_free_latent_range_covers_the_codes():
     codes = torch.tensor([[0.5, -7.0], [2.0, 1.0], [0.0, 0.0]])
-    low, high = figures.latent_limits(ModelConfig(kind="vae"), codes, None)
+    vae = models.build(models.spec_from_dict({"kind": "vae"}, "m"))
+    low, high = figures.latent_limits(vae, codes, None)
     assert low == -high and high >= 7.0
 
 
@@ -120,46 +129,40 @@ def store(tmp_path, monkeypatch) -> Path:
     return root
 
 
-def training_run(experiment: str, model: str, status: str = "FINISHED", start_time: int = 0) -> str:
-    experiment_id = tracking.setup(experiment)  # also points MLflow at this test's store
-    client = MlflowClient()
-    run = client.create_run(experiment_id, start_time=start_time or None, tags={"model": model}, run_name=model)
-    client.set_terminated(run.info.run_id, status=status)
-    return run.info.run_id
+def test_figures_stage_with_latent_size_3(store, mnist_root, caplog, monkeypatch):
+    """No manifold (logged), projected 2-D plots, PNGs published and logged to exactly the checkpoint's run."""
+    monkeypatch.syspath_prepend(str(REPO / "stages"))
+    sys.modules.pop("figures", None)
+    import figures as figures_stage
 
-
-def test_latest_training_run_finds_newest_finished_run_of_the_model(store):
-    with pytest.raises(tracking.TrackingError, match="no finished MLflow run tagged model=ae"):
-        tracking.latest_training_run(tracking.setup("t"), "ae")
-    training_run("t", "ae", start_time=1_000)
-    newest = training_run("t", "ae", start_time=2_000)
-    training_run("t", "ae", status="FAILED", start_time=3_000)
-    training_run("t", "vae", start_time=4_000)
-    assert tracking.latest_training_run(tracking.setup("t"), "ae") == newest
-
-
-def test_figures_stage_with_latent_size_3(store, mnist_root, caplog):
-    """No manifold (logged), projected 2-D plots, PNGs published and logged to the model's run."""
     (store / "data").symlink_to(mnist_root)
-    cfg = ModelConfig(kind="vae", latent_dim=3, hidden=[32, 16, 8])
-    models.save(models.build(cfg), store / "models" / "vae3" / "model.pt")
-    params = Params(models={"vae3": cfg}, mlflow=MlflowConfig("t"), figures=FIG)
-    run_id = training_run("t", "vae3")
+    entry = {"kind": "vae", "latent_dim": 3, "hidden": [32, 16, 8]}
+    model = models.build(models.spec_from_dict(entry, "m"))
+    checkpoint = store / "models" / "vae3" / "seed0" / "model.pt"
+    models.save(model, checkpoint)
+    params = Params(models={"vae3": entry}, seeds=[0], mlflow=MlflowConfig("t"), figures=FIG)
+    experiment_id = tracking.setup("t")
+    other = MlflowClient().create_run(experiment_id, tags={"model": "vae3", "vaelab.checkpoint_md5": "0" * 32})
+    run = MlflowClient().create_run(experiment_id, tags={"model": "vae3", "vaelab.checkpoint_md5": md5_of_file(checkpoint)})
+    for r in (other, run):
+        MlflowClient().set_terminated(r.info.run_id, "FINISHED")
+    run_id = run.info.run_id
     stale = store / "reports" / "figures" / "vae3" / "manifold.png"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"left from a 2-D latent")
     with caplog.at_level(logging.INFO):
-        written = figures.figures_stage(params, "vae3", root=store)
+        written = figures_stage.draw(params, "vae3", root=store)
     assert "manifold grid skipped" in caplog.text
     names = sorted(p.name for p in written)
-    assert names == sorted(f"{k}.png" for k in figures.expected_kinds(cfg)) and "manifold.png" not in names
+    assert names == sorted(f"{k}.png" for k in figures.expected_kinds(model)) and "manifold.png" not in names
     assert not stale.exists()
     for path in written:
         read_png(path)
     logged = sorted(Path(a.path).name for a in MlflowClient().list_artifacts(run_id, "figures"))
     assert logged == names
+    assert MlflowClient().list_artifacts(other.info.run_id, "figures") == []  # never someone else's run
     assert not list(store.glob(".figures-*"))  # staging folder removed
-    figs = figures.model_figures("vae3", models.load(store / "models" / "vae3"), load_split(mnist_root, "test", None),
+    figs = figures.model_figures("vae3", models.load(checkpoint), load_split(mnist_root, "test", None),
                                  FIG, seed=0)
     assert "projection" in figs["latent"].axes[0].get_title()
     assert "first two coordinates" in figs["latent_by_digit"].axes[0].get_ylabel()
