@@ -12,11 +12,10 @@ import torch
 
 from conftest import run
 from vaelab import models
-from vaelab.config import ModelConfig
 from vaelab.data import DataError, load_split
 from vaelab.download import raw_dir
-from vaelab.models import CheckpointError
-from vaelab.train import load_state
+from vaelab.checkpoints import CheckpointError
+from vaelab.loop import load_state
 
 
 @pytest.fixture
@@ -95,7 +94,7 @@ def test_resume_state_refuses_malicious_pickles_without_running_them(tmp_path: P
 
 def test_models_load_rejects_corrupted_and_foreign_checkpoints(tmp_path: Path) -> None:
     good = tmp_path / "good.pt"
-    models.save(models.build(ModelConfig(kind="vae", hidden=[16])), good)
+    models.save(models.build(models.spec_from_dict({"kind": "vae", "hidden": [16]}, "m")), good)
     assert models.load(good).cfg.hidden == [16]
 
     truncated = tmp_path / "truncated.pt"
@@ -104,7 +103,7 @@ def test_models_load_rejects_corrupted_and_foreign_checkpoints(tmp_path: Path) -
     torch.save({"weight": torch.zeros(3)}, foreign)
     mismatched = tmp_path / "mismatched.pt"
     payload = torch.load(good, weights_only=True)
-    payload["config"]["latent_dim"] = 5
+    payload["config"] = payload["config"].replace('"latent_dim": 2', '"latent_dim": 5')  # canonical JSON text
     torch.save(payload, mismatched)
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(os.urandom(4096))
