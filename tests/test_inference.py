@@ -21,7 +21,7 @@ def gaussian_log_lik(sigma: float):
         return -(0.5 * (x - out).pow(2) / sigma**2 + math.log(sigma) + 0.5 * LOG_2PI).sum(-1)
 
     def pairs(out, x):
-        return (x @ out.T / sigma**2 - 0.5 * out.pow(2).sum(-1) / sigma**2 - 0.5 * x.pow(2).sum(-1, keepdim=True) / sigma**2
+        return ((x @ out.T - 0.5 * out.pow(2).sum(-1) - 0.5 * x.pow(2).sum(-1, keepdim=True)) / sigma**2
                 - x.shape[-1] * (math.log(sigma) + 0.5 * LOG_2PI))
     return log_lik, pairs
 
@@ -62,17 +62,20 @@ class LinearGaussian:
 class Tiny:
     """A small nonlinear decoder, x | z ~ N(f(z), σ² I). ``even`` makes f(z) = f(−z): a two-mode posterior."""
 
-    def __init__(self, sigma: float, even: bool = False, seed: int = 0):
+    def __init__(self, sigma: float, even: bool = False, relu: bool = False, seed: int = 0):
         g = torch.Generator().manual_seed(seed)
         self.a = 1.5 * torch.randn(2, 8, generator=g, dtype=torch.float64)
         self.c = torch.randn(8, D, generator=g, dtype=torch.float64)
-        self.even, self.sigma = even, sigma
+        self.even, self.relu, self.sigma = even, relu, sigma
         self.log_lik, self.pairs = gaussian_log_lik(sigma)
 
     def decode(self, z):
-        h = torch.tanh(z @ self.a + 0.3)
         if self.even:
             h = torch.cosh(z @ self.a) - 1
+        elif self.relu:
+            h = torch.relu(z @ self.a + 0.3)
+        else:
+            h = torch.tanh(z @ self.a + 0.3)
         return h @ self.c
 
     def sample(self, n: int, seed: int = 1):
@@ -95,13 +98,14 @@ def brute_force(model, x, lo, hi, n):
     return torch.stack(out)
 
 
-@pytest.mark.parametrize("sigma, scales", [(0.5, (1.0, 1.0)), (0.03, (1.0, 3.0)), (0.003, (1.0, 0.7)), (5.0, (1.0, 1.0))])
+@pytest.mark.parametrize("sigma, scales",
+                         [(0.5, (1.0, 1.0)), (0.03, (1.0, 3.0)), (0.003, (1.0, 0.7)), (5.0, (1.0, 1.0))])
 def test_quadrature_is_exact_on_a_linear_gaussian_model(sigma, scales):
     # Posterior s.d. ~0.45 (wide), 0.03 x 0.01 and 0.003 x 0.004 (narrower than the coarse spacing 0.039), ~1.
     model = LinearGaussian(sigma, scales)
     x = model.sample(32)
     res = inference.quadrature(model.decode, model.pairs, model.log_lik, x)
-    assert res.converged.all()
+    assert res.converged.all() and (res.error < 0.05).all()
     torch.testing.assert_close(res.log_px, model.log_px(x), atol=1e-3, rtol=0)
     mean, logvar = model.posterior(x)
     sd = (0.5 * logvar).exp()
@@ -127,30 +131,52 @@ def test_quadrature_matches_brute_force_fine_grids_on_a_nonlinear_decoder():
     assert res.converged.all()
     sd = res.cov.diagonal(dim1=-2, dim2=-1).sqrt()
     assert (sd.min(-1).values < 0.039).any() and (sd.min(-1).values > 0.05).any()   # narrow and wide ones
-    # Brute force: 801² points on the mode ± 12 s.d. (spacing 0.03 s.d.; the local grid has 0.63).
+    # Brute force: 501² points on the mode ± 12 s.d. (spacing 0.05 s.d.; the local grid has 0.63).
     half = 12 * sd.max(-1, keepdim=True).values
-    exact = brute_force(model, x, res.mean - half, res.mean + half, 801)
+    exact = brute_force(model, x, res.mean - half, res.mean + half, 501)
     torch.testing.assert_close(res.log_px, exact, atol=1e-3, rtol=0)
-    # That window holds the whole posterior: where a plain 601² grid on [-6, 6]² resolves it, they agree.
+    # That window holds the whole posterior: where a plain 401² grid on [-6, 6]² resolves it, they agree.
     resolved = sd.min(-1).values > 0.05
-    plain = brute_force(model, x[resolved], torch.full((6, 2), -6.0), torch.full((6, 2), 6.0), 601)
+    plain = brute_force(model, x[resolved], torch.full((6, 2), -6.0), torch.full((6, 2), 6.0), 401)
     torch.testing.assert_close(plain, exact[resolved], atol=1e-3, rtol=0)
 
 
+def test_a_relu_decoder_converges_more_slowly_and_the_error_estimate_says_so():
+    # ReLU kinks make the integrand only piecewise smooth: errors of order h², which the coset check sees.
+    model = Tiny(sigma=0.3, relu=True, seed=1)
+    x = model.sample(6, seed=4)
+    res = inference.quadrature(model.decode, model.pairs, model.log_lik, x)
+    fine = inference.quadrature(model.decode, model.pairs, model.log_lik, x, tol=0.005)
+    assert res.converged.all() and fine.converged.all()
+    sd = fine.cov.diagonal(dim1=-2, dim2=-1).sqrt()
+    half = 8 * sd.max(-1, keepdim=True).values
+    exact = brute_force(model, x, fine.mean - half, fine.mean + half, 501)       # spacing 0.03 s.d.
+    err, err_fine = (res.log_px - exact).abs(), (fine.log_px - exact).abs()
+    assert (err <= res.error + 1e-4).all() and (err_fine <= fine.error + 1e-4).all()
+    assert err.max() > 1e-4 and err_fine.max() < err.max() / 3 and fine.error.max() < res.error.max()
+
+
 def test_a_second_mode_gets_its_own_grid_and_nothing_is_counted_twice():
-    # f(z) = f(−z): the posterior has two mirror-image modes of equal mass, so log p(x) = log 2 + the log mass
-    # near one mode (brute force on a fine window that does not reach the other).
+    # f(z) = f(−z): the posterior has two mirror-image modes of equal mass. Where they are narrow, each gets a
+    # local grid and log p(x) = log 2 + the log mass near one mode (brute force on a fine window that does
+    # not reach the other); where they are wide, the coarse grid alone is accurate.
     model = Tiny(sigma=0.3, even=True, seed=3)
     x = model.sample(4, seed=2)
     res = inference.quadrature(model.decode, model.pairs, model.log_lik, x)
-    assert (res.modes == 2).all() and res.converged.all() and (res.outside < 1e-6).all()
-    half = 12 * res.cov.diagonal(dim1=-2, dim2=-1).sqrt().max(-1, keepdim=True).values
-    assert ((2 * res.mean.abs() > half).any(-1)).all()                     # the window misses the mirror mode
-    exact = math.log(2) + brute_force(model, x, res.mean - half, res.mean + half, 801)
-    torch.testing.assert_close(res.log_px, exact, atol=1e-3, rtol=0)
-    # With one grid only, the mirror mode is left to the coarse grid: fine for wide modes, off for narrow ones.
-    one = inference.quadrature(model.decode, model.pairs, model.log_lik, x, modes=1)
+    assert res.converged.all() and (res.outside < 1e-6).all()
+    two = res.modes == 2
+    assert two.any() and (res.modes[~two] == 0).all()
+    half = 12 * res.cov[two].diagonal(dim1=-2, dim2=-1).sqrt().max(-1, keepdim=True).values
+    assert ((2 * res.mean[two].abs() > half).any(-1)).all()                # the window misses the mirror mode
+    exact = math.log(2) + brute_force(model, x[two], res.mean[two] - half, res.mean[two] + half, 801)
+    torch.testing.assert_close(res.log_px[two], exact, atol=1e-3, rtol=0)
+    if (~two).any():
+        plain = brute_force(model, x[~two], torch.full((4, 2), -6.0), torch.full((4, 2), 6.0), 601)
+        torch.testing.assert_close(res.log_px[~two], plain, atol=1e-3, rtol=0)
+    # With one local grid only, the mirror mode is left to the coarse grid, which holds half of p(x).
+    one = inference.quadrature(model.decode, model.pairs, model.log_lik, x[two], modes=1)
     torch.testing.assert_close(one.outside, torch.full_like(one.outside, 0.5), atol=0.1, rtol=0)
+    assert (one.log_px - exact).abs().max() > 0.05
 
 
 def test_log_marginal_quadrature_is_the_quadrature_log_px_and_single_precision_is_close():
@@ -211,11 +237,9 @@ def test_iwae_bounds_rise_with_k_towards_the_quadrature_log_px():
         assert (b.iwae[large] >= b.iwae[small] - 1e-12).all()
     torch.testing.assert_close(b.iwae[1], b.elbo)
     # L_1000 is within 0.03 nats of log p(x) on average and below it. Per image the estimate scatters by
-    # ±0.05 (q's tails are lighter than these skewed posteriors, correlated up to 0.9) and two images
-    # have a second mode that q does not reach (0.14 nats short).
+    # ±0.05 and more (q's tails are lighter than these skewed posteriors, correlated up to 0.9).
     gap = res.log_px - b.iwae[1000]
     assert 0 <= gap.mean() < 0.03 and gap.abs().max() < 0.2
-    assert gap[res.modes > 1].min() > gap.mean()
     assert (res.log_px - b.iwae[1]).mean() > 10 * gap.mean()
     # Both ELBO estimators estimate the same number.
     torch.testing.assert_close(b.elbo_kl.mean(), b.elbo.mean(), atol=0.02, rtol=0)
@@ -283,9 +307,36 @@ def test_bad_arguments_are_named():
         inference.iwae_bounds(model.decode, model.log_lik, x, mu[:2], mu[:2])
     with pytest.raises(ConfigError, match="ks = \\(0,\\)"):
         inference.iwae_bounds(model.decode, model.log_lik, x, mu, mu, ks=(0,))
+    with pytest.raises(ConfigError, match="tol = 2"):
+        inference.quadrature(model.decode, model.pairs, model.log_lik, x, tol=2)
     with pytest.raises(ConfigError, match="box = 3"):
         inference.quadrature(model.decode, model.pairs, model.log_lik, x, box=3)
     with pytest.raises(ConfigError, match="mu.shape = \\(3, 3\\): expected \\[3, 2\\]"):
         inference.posterior_grid(model.decode, model.log_lik, x, torch.zeros(3, 3), torch.zeros(3, 3), mu, None)
     with pytest.raises(ConfigError, match="x.shape"):
         inference.quadrature(model.decode, model.pairs, model.log_lik, x[0])
+
+
+def test_real_digits_with_a_full_size_relu_decoder(mnist_root):
+    # 8 MNIST test digits, the study's 2-128-256-512-784 decoder (random, its last layer scaled so that
+    # posteriors are as narrow as a trained model's, s.d. ~0.015) and the Bernoulli likelihood object.
+    import torch.nn.functional as F
+    from vaelab.data import load_split
+    from vaelab.likelihoods import Bernoulli
+    from vaelab.models.layers import mlp
+
+    x = load_split(mnist_root, "test", 8).images
+    torch.manual_seed(0)
+    decoder = mlp([2, 128, 256, 512, 784])
+    with torch.no_grad():
+        decoder[-1].weight.mul_(300)
+    log_lik = Bernoulli().log_prob
+    pairs = lambda out, x: x @ out.T - F.softplus(out).sum(-1)        # Σ x·l − softplus(l): the same density
+    res = inference.quadrature(decoder, pairs, log_lik, x, coarse=128)
+    assert res.converged.all() and (res.modes >= 1).all() and (res.error < 0.05).all()
+    sd = res.cov.diagonal(dim1=-2, dim2=-1).sqrt()
+    assert (sd < 0.079).all()                                             # narrower than the coarse spacing
+    b = inference.iwae_bounds(decoder, log_lik, x, res.mean, (1.5 * sd).log() * 2, ks=(1000,),
+                              generator=torch.Generator().manual_seed(0))
+    gap = res.log_px - b.iwae[1000]
+    assert gap.abs().max() < 0.1 and gap.mean().abs() < 0.02
