@@ -110,6 +110,8 @@ class EvaluateConfig:
     # The binarised yardstick: K and the number of (binarised) test images.
     binarized_iwae_samples: int = field(default=5000, metadata=_min(1))
     binarized_images: int | None = field(default=500, metadata=_between(1, 10_000))
+    # −log p(x) by quadrature over 2-d latents (exact, not a bound) on the first N test images (0 = skip).
+    quadrature_images: int = field(default=500, metadata=_between(0, 10_000))
     # Decoded prior samples compared with the 10,000 test images (FID, KID, precision/recall).
     sample_images: int = field(default=10_000, metadata=_between(100, 100_000))
     # Neighbours for the kNN digit classifier in latent space.

@@ -11,7 +11,9 @@ JSON layout of one seed (nats per image unless said otherwise; keys a model cann
                     nll_given_y, nll_marginal         # conditional models instead of nll (see below)
     grey8bit:       nll, bits_per_dim                 # densities on [0, 1] (not the Bernoulli): the same bound on
                                                       #   the dequantised test images; bits/dim of the 8-bit data
-    binarized:      iwae_nll, iwae_se                 # Bernoulli models trained on binarised pixels: the fixed
+                    exact_nll, exact_bits_per_dim     #   2-d latents: −log p(x) by quadrature, first
+                                                      #   `quadrature_images` images (not a bound)
+    binarized:      iwae_nll, iwae_se, exact_nll      # Bernoulli models trained on binarised pixels: the fixed
                                                       #   binarised test set, K = binarized_iwae_samples
     samples:        fid, kid, kid_std, precision, recall  # models with a prior: `sample_images` decoded prior
                                                       #   samples vs the test images, in the judge's features
@@ -38,7 +40,7 @@ import torch
 
 from dataclasses import dataclass
 
-from vaelab import judge as judges, metrics
+from vaelab import inference, judge as judges, metrics
 from vaelab.config import EvaluateConfig
 from vaelab.data import INPUT_DIM, NUM_CLASSES, Split, batches, dequantize
 from vaelab.likelihoods import bits_per_dim
@@ -114,20 +116,34 @@ def prior_samples(model: LatentModel, n: int, generator: torch.Generator) -> tor
 
 
 @torch.no_grad()
+def exact_nll_by_quadrature(model: LatentModel, x: torch.Tensor) -> torch.Tensor:
+    """−log p(x) per image by quadrature over the 2-D latent (:func:`vaelab.inference.quadrature`), not a bound."""
+    result = inference.quadrature(model.decode, model.likelihood.log_prob_pairs, model.likelihood.log_prob,
+                                  x.to(model.device))
+    return -result.log_px.cpu()
+
+
+@torch.no_grad()
 def yardsticks(model: LatentModel, judge: torch.nn.Module, tests: TestSets, cfg: EvaluateConfig, seed: int) -> dict:
     """The numbers that compare models across decoders: 8-bit bits/dim, the binarised track, sample quality."""
     out: dict = {}
     unconditional = not model.conditional
+    exact = unconditional and model.cfg.latent_dim == 2 and cfg.quadrature_images > 0
     if unconditional and model.likelihood.density:
         x = _subset(tests.dequantized, cfg.likelihood_images)
         gen = torch.Generator(model.device).manual_seed(seed)
         nll = metrics.likelihood_bounds(model, x, None, cfg.iwae_samples, gen)["iwae_nll"].mean().item()
         out["grey8bit"] = {"nll": nll, "bits_per_dim": bits_per_dim(nll)}
+        if exact:
+            exact_nll = exact_nll_by_quadrature(model, tests.dequantized[:cfg.quadrature_images]).mean().item()
+            out["grey8bit"].update(exact_nll=exact_nll, exact_bits_per_dim=bits_per_dim(exact_nll))
     if unconditional and model.cfg.data == "binarized":
         x = _subset(tests.binarized, cfg.binarized_images)
         gen = torch.Generator(model.device).manual_seed(seed)
         nll = metrics.likelihood_bounds(model, x, None, cfg.binarized_iwae_samples, gen)["iwae_nll"]
         out["binarized"] = {"iwae_nll": nll.mean().item(), "iwae_se": (nll.std() / math.sqrt(len(nll))).item()}
+        if exact:
+            out["binarized"]["exact_nll"] = exact_nll_by_quadrature(model, x).mean().item()
     fake = prior_samples(model, cfg.sample_images, torch.Generator(model.device).manual_seed(seed))
     out["samples"] = sample_quality(tests.real_features, judges.features(judge, fake), torch.Generator().manual_seed(seed))
     return out
