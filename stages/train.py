@@ -23,6 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import click
+import torch
 
 from vaelab import models, tracking
 from vaelab.config import MNIST_TRAIN_SIZE, Params, flatten, load_params
@@ -102,7 +103,10 @@ def train_model(params: Params, name: str, root: Path = Path(".")) -> list[dict]
             final[f"seed{r['seed']}"] = {"train": history[-1].train, "test": history[-1].test, **history[-1].diagnostics}
         write_atomic(staged / "metrics" / "train" / f"{name}.json",
                      json.dumps({"epochs": params.train.epochs, **final}, indent=2) + "\n")
-        example = load_split(root / "data", "test").images[:5]
+        test = load_split(root / "data", "test")
+        example = test.images[:5]
+        if models.REGISTRY[models.spec_of(params, name).kind].conditional:  # the label is a 785th column
+            example = torch.cat([example, test.labels[:5, None].float()], dim=1)
         for r in results:  # in seed order: version numbers in the registry follow the seeds
             folder = staged / "models" / name / f"seed{r['seed']}"
             tracking.log_artifacts(r["run_id"], folder, "outputs")

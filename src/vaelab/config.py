@@ -127,6 +127,18 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class InferenceConfig:
+    """Stage `inference`: the exact posterior and the inference gaps of 2-d models (first seed)."""
+
+    models: list[str] = field(default_factory=list)   # keys of `models` (2-d latent, with a prior)
+    images: int = field(default=200, metadata=_between(1, 10_000))          # log p(x), ELBO, IWAE
+    iwae_ks: list[int] = field(default_factory=lambda: [1, 10, 100, 1000])
+    local_images: int = field(default=50, metadata=_between(1, 10_000))     # per-image Gaussian fits
+    local_steps: int = field(default=300, metadata=_min(1))
+    figure_digits: int = field(default=4, metadata=_between(1, 20))
+
+
+@dataclass(frozen=True)
 class ClaimSpec:
     """One of the post's claims, as a comparison of one metric between two models over the same seeds."""
 
@@ -160,6 +172,7 @@ class Params:
     figures: FiguresConfig = FiguresConfig()
     judge: JudgeConfig = JudgeConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    inference: InferenceConfig = InferenceConfig()
     claims: list[ClaimSpec] = field(default_factory=list)
     report: ReportConfig = ReportConfig()
 

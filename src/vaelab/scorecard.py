@@ -97,9 +97,15 @@ class TestSets:
         return {"grey": self.grey.images, "binarized": self.binarized, "dequantized": self.dequantized}[space]
 
 
+def test_images(space: str, test: Split, binarized: torch.Tensor, seed: int) -> torch.Tensor:
+    """The test images in data space ``space``: grey, the seeded dequantisation, or the fixed binarisation."""
+    if space == "binarized":
+        return binarized
+    return dequantize(test.images, torch.Generator().manual_seed(seed)) if space == "dequantized" else test.images
+
+
 def test_sets(test: Split, binarized: torch.Tensor, judge: torch.nn.Module, seed: int) -> TestSets:
-    return TestSets(test, binarized, dequantize(test.images, torch.Generator().manual_seed(seed)),
-                    judges.features(judge, test.images))
+    return TestSets(test, binarized, test_images("dequantized", test, binarized, seed), judges.features(judge, test.images))
 
 
 def _subset(x: torch.Tensor, n: int | None) -> torch.Tensor:

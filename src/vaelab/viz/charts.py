@@ -107,3 +107,22 @@ def rd_figure(points: list[Point], base_beta: float = 1.0, base_latent: int = 2)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return fig
+
+
+@styled
+def posterior_contours(grids: list, labels: list[int], title: str) -> Figure:
+    """One panel per test digit: the true posterior p(z|x) as filled contours and the encoder's q(z|x) as lines,
+    both on the grid of :func:`vaelab.inference.posterior_grid` (one image each); levels at 1, 10 and 50% of
+    each density's peak."""
+    fig = Figure(figsize=(3.2 * len(grids), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(grids), squeeze=False)[0]
+    for ax, g, label in zip(axes, grids, labels):
+        z1, z2 = as_array(g.z1[0]), as_array(g.z2[0])
+        post, q = as_array(g.log_post[0].exp()), as_array(g.log_q[0].exp())
+        ax.contourf(z1, z2, post, levels=[post.max() * f for f in (0.01, 0.1, 0.5, 1.0001)], cmap="Blues")
+        ax.contour(z1, z2, q, levels=[q.max() * f for f in (0.01, 0.1, 0.5)], colors="C3", linewidths=1)
+        ax.set_title(f"digit {label}")
+        ax.set_xlabel("$z_1$")
+        ax.set_ylabel("$z_2$")
+    fig.suptitle(title)
+    return fig

@@ -1,0 +1,133 @@
+"""DVC stage `inference`: variational inference made visible, for the 2-D models named in params.yaml `inference`.
+
+With a 2-D latent the true posterior p(z|x) ∝ p(x|z) p(z) and log p(x) can be computed on grids
+(:func:`vaelab.inference.quadrature`). For the first seed of each model and the first test images (in the model's
+own data space; a conditional model given the true label) this measures, in nats per image:
+
+- log p(x) by quadrature, the ELBO, and the importance-weighted bounds L_K for several K, which must climb to
+  log p(x): the gap log p(x) − ELBO is exactly KL(q(z|x) ‖ p(z|x)), the term the ELBO leaves out;
+- that gap split as in Cremer, Li & Duvenaud (2018): the approximation gap (the best Gaussian q*, fitted per
+  image) and the amortisation gap (what sharing one encoder across images costs).
+
+Outputs: ``metrics/inference.json`` and ``reports/figures/inference/<model>.png`` (true posterior contours with
+the encoder's q(z|x) over them, for a few test digits).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import click
+import torch
+
+from vaelab import inference, models
+from vaelab.config import Params, load_params
+from vaelab.data import load_binarized_test, load_split
+from vaelab.files import write_atomic
+from vaelab.scorecard import test_images
+from vaelab.stage import parallel_map, publish, run_stage, staging
+from vaelab.viz.charts import posterior_contours
+from vaelab.viz.model_figures import model_label, save_figures
+
+log = logging.getLogger("vaelab.inference")
+
+
+def mean_se(values: torch.Tensor) -> dict[str, float]:
+    mean, se = inference.mean_se(values)
+    return {"mean": mean.item(), "se": se.item()}
+
+
+def groups(model, y: torch.Tensor | None):
+    """(indices, decoder) per group of images sharing a decoder: all images for an unconditional model, one
+    group per label for a conditional one (its decoder, given y, is a different function of z per label)."""
+    if y is None:
+        return [(None, model.decode)]
+    out = []
+    for label in y.unique().tolist():
+        fixed = torch.full((1,), label, dtype=torch.int64)
+        out.append(((y == label).nonzero().flatten(), lambda z, fixed=fixed: model.decode(z, fixed.expand(len(z)))))
+    return out
+
+
+def study_model(params: Params, name: str, root: Path) -> tuple[dict, object]:
+    cfg = params.inference
+    seed = params.seeds[0]
+    model = models.load(root / "models" / name / f"seed{seed}" / "model.pt")
+    lik = model.likelihood
+    test = load_split(root / "data", "test")
+    x = test_images(model.cfg.data, test, load_binarized_test(root / "data"), seed)[:cfg.images]
+    y = test.labels[:cfg.images] if model.conditional else None
+    with torch.no_grad():
+        q = model.encode(x, y)
+    mu, logvar = q.mean, q.logvar
+    n, k = cfg.local_images, cfg.figure_digits
+    log_px, post_mean, post_cov = torch.empty(len(x)), torch.empty(len(x), 2), torch.empty(len(x), 2, 2)
+    elbo, iwae = torch.empty(len(x)), {kk: torch.empty(len(x)) for kk in cfg.iwae_ks}
+    elbo_local, elbo_enc = torch.empty(n), torch.empty(n)
+    gen = torch.Generator().manual_seed(seed)
+    for idx, decode in groups(model, y):
+        idx = torch.arange(len(x)) if idx is None else idx
+        xs, ms, ls = x[idx], mu[idx], logvar[idx]
+        with torch.no_grad():
+            exact = inference.quadrature(decode, lik.log_prob_pairs, lik.log_prob, xs)
+            log_px[idx], post_mean[idx], post_cov[idx] = exact.log_px, exact.mean, exact.cov
+            bounds = inference.iwae_bounds(decode, lik.log_prob, xs, ms, ls, tuple(cfg.iwae_ks), gen)
+            elbo[idx] = bounds.elbo
+            for kk, v in bounds.iwae.items():
+                iwae[kk][idx] = v
+        local = idx < n
+        if local.any():
+            li = idx[local]
+            _, _, elbo_local[li] = inference.fit_local_gaussian(decode, lik.log_prob, x[li], mu[li], logvar[li],
+                                                                steps=cfg.local_steps, generator=gen)
+            with torch.no_grad():
+                elbo_enc[li] = inference.elbo(decode, lik.log_prob, x[li], mu[li], logvar[li], generator=gen)
+    split = inference.gaps(log_px[:n], elbo_local, elbo_enc)
+    result = {
+        "images": cfg.images,
+        "log_px": mean_se(log_px),
+        "elbo": mean_se(elbo),
+        "gap": mean_se(log_px - elbo),
+        **{f"iwae_{kk}": mean_se(v) for kk, v in iwae.items()},
+        "local_images": n,
+        "approximation_gap": mean_se(split["approximation"]),
+        "amortisation_gap": mean_se(split["amortisation"]),
+    }
+    grids = []
+    for i in range(k):
+        decode = groups(model, None if y is None else y[i:i + 1])[0][1]
+        with torch.no_grad():
+            grids.append(inference.posterior_grid(decode, lik.log_prob, x[i:i + 1], mu[i:i + 1], logvar[i:i + 1],
+                                                  post_mean[i:i + 1], post_cov[i:i + 1], log_px[i:i + 1]))
+    figure = posterior_contours(grids, test.labels[:k].tolist(), f"{model_label(name)}: the true posterior p(z|x) "
+                                "(filled) and the encoder's q(z|x) (lines)")
+    log.info("%s: log p(x) %.2f, ELBO %.2f, gap %.2f nats", name, result["log_px"]["mean"], result["elbo"]["mean"],
+             result["gap"]["mean"])
+    return result, figure
+
+
+def study(params: Params, root: Path = Path(".")) -> dict:
+    names = [n for n in params.inference.models if n in params.models]
+    for n in names:
+        models.spec_of(params, n)
+    results = parallel_map(study_model, [(params, n, root) for n in names], gflop_per_call=1e4)
+    with staging(root, "inference") as staged:
+        out = {n: r for n, (r, _) in zip(names, results)}
+        write_atomic(staged / "metrics" / "inference.json", json.dumps(out, indent=2) + "\n")
+        save_figures({n: f for n, (_, f) in zip(names, results)}, staged / "reports" / "figures" / "inference",
+                     params.figures.dpi)
+        publish(staged, root, replace=["reports/figures/inference"])
+    return out
+
+
+@click.command()
+@click.option("--params", "params_path", default="params.yaml", show_default=True, help="Params file.")
+def main(params_path: str) -> None:
+    """Measure the inference gaps of the 2-D models and draw their posteriors."""
+    run_stage("inference", lambda: study(load_params(params_path)))
+
+
+if __name__ == "__main__":
+    main()
