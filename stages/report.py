@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from vaelab import claims, tracking
+from vaelab import claims, models, tracking
 from vaelab.config import Params, load_params
 from vaelab.data import load_split
 from vaelab.files import write_atomic
@@ -71,8 +71,22 @@ def read_inputs(params: Params, root: Path) -> Inputs:
     verdicts = [claims.judge(spec, {m: [evals[m][s] for s in seeds] for m in evals}) for spec in params.claims]
     judge = root / "metrics" / "judge.json"
     post = {params.report.post_ae: params.report.working_ae} if params.report.post_ae in params.models else {}
+    inference = read_json(root / "metrics" / "inference.json") if params.inference.models else {}
+    fixed = tuple(n for n in names if getattr(getattr(models.build(models.spec_of(params, n)), "likelihood", None),
+                                              "fixed_scale", False))
     return Inputs(names, seeds, figures, train, evals, verdicts,
-                  read_json(judge).get("test_accuracy") if judge.exists() else None, post)
+                  read_json(judge).get("test_accuracy") if judge.exists() else None, post, inference,
+                  "study/sigma.png" if sigma_histories(params, root) else None, fixed)
+
+
+def sigma_histories(params: Params, root: Path) -> dict[str, tuple[list[int], list[float]]]:
+    """σ per epoch (first seed) of every model whose history records one (calibrated Gaussian decoders)."""
+    out = {}
+    for m in params.models:
+        path = root / "plots" / "history" / m / f"seed{params.seeds[0]}.csv"
+        if path.exists() and "sigma" in path.read_text().splitlines()[0].split(","):
+            out[model_label(m)] = read_history(path, "sigma")
+    return out
 
 
 def write_report(params: Params, root: Path = Path(".")) -> Path:
@@ -85,8 +99,12 @@ def write_report(params: Params, root: Path = Path(".")) -> Path:
     experiment_id = tracking.setup(params.mlflow.experiment)
     with staging(root, "report") as staged:
         reports = staged / "reports"
-        save_figures({"data": images.data_grid(train.images, train.labels, params.figures.data_grid),
-                      "test_loss": charts.loss_curves(histories)}, reports / "study", params.figures.dpi)
+        figs = {"data": images.data_grid(train.images, train.labels, params.figures.data_grid),
+                "test_loss": charts.loss_curves(histories)}
+        sigmas = sigma_histories(params, root)
+        if sigmas:
+            figs["sigma"] = charts.loss_curves(sigmas, ylabel="decoder σ")
+        save_figures(figs, reports / "study", params.figures.dpi)
         write_atomic(reports / "report.md", render_markdown(TITLE, blocks))
         image = lambda rel: ((reports / rel) if (reports / rel).exists() else (root / "reports" / rel)).read_bytes()
         write_atomic(reports / "report.html", render_html(TITLE, blocks, image))

@@ -42,9 +42,11 @@ def soft_clip_min(log_sigma: torch.Tensor, low: float) -> torch.Tensor:
 
 
 class Likelihood(nn.Module):
-    """Base class: see the module docstring. ``open_interval``: needs x strictly inside (0, 1)."""
+    """Base class: see the module docstring. ``open_interval``: needs x strictly inside (0, 1). ``fixed_scale``:
+    a Gaussian whose σ is set by hand, not fitted (the post's complaint)."""
 
     name: ClassVar[str]
+    fixed_scale: ClassVar[bool] = False
     params_per_pixel: ClassVar[int] = 1
     density: ClassVar[bool] = True
     open_interval: ClassVar[bool] = False
@@ -103,6 +105,7 @@ class Gaussian(_GaussianBase):
     """Fixed σ (the post's "MSE" VAE: σ = 1, so −log p = ½ squared error + 784 · ½ log 2π)."""
 
     name = "gaussian"
+    fixed_scale = True
 
     @dataclass(frozen=True)
     class Config:

@@ -57,17 +57,23 @@ def latent_by_digit(codes, labels, limits: tuple[float, float], title: str, proj
 
 @styled
 def loss_curves(histories: dict[str, tuple[Sequence[float], Sequence[float]]], ylabel: str = "test loss") -> Figure:
-    """Per-epoch curves of several models overlaid: ``{label: (epochs, values)}``, log scale."""
+    """Per-epoch curves of several models overlaid: ``{label: (epochs, values)}``; a log scale when every value
+    is positive (a density on [0, 1] can have a negative NLL: then a symmetric-log scale)."""
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.add_subplot()
     for label, (epochs, values) in histories.items():
         ax.plot(epochs, values, marker="o", markersize=3, label=label)
-    ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    if all(v > 0 for _, values in histories.values() for v in values):
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        scale = "log scale"
+    else:
+        ax.set_yscale("symlog", linthresh=10.0)
+        scale = "symmetric log scale"
     ax.set_xlabel("epoch")
-    ax.set_ylabel(f"{ylabel} (log scale)")
+    ax.set_ylabel(f"{ylabel} ({scale})")
     all_epochs = sorted({e for xs, _ in histories.values() for e in xs})
     if len(all_epochs) <= 12:  # a tick per epoch (also keeps a single epoch from getting fractional ticks)
         ax.set_xticks(all_epochs)
