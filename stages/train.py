@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import logging
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -88,6 +89,11 @@ def train_model(params: Params, name: str, root: Path = Path(".")) -> list[dict]
     models.spec_of(params, name)  # a clear ConfigError before any work
     device = resolve_device(params.device)
     experiment_id = tracking.setup(params.mlflow.experiment)  # fails fast if the server is down
+    # An earlier result must not outlive a failed re-run (DVC removes a stage's outputs before running it;
+    # the same holds when the stage runs by hand).
+    for old in (f"models/{name}", f"plots/history/{name}", f"metrics/train/{name}.json"):
+        path = root / old
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     # On the CPU one single-thread worker per seed (vaelab.stage.parallel_map); on CUDA one after another.
     calls = [(params, name, s, root, experiment_id) for s in params.seeds]
     images = params.train.epochs * (params.data.train_size or MNIST_TRAIN_SIZE)

@@ -12,14 +12,15 @@ import pytest
 import torch
 
 from conftest import run, set_params, subprocess_env
+from vaelab.loop import TERMS
 from vaelab.models import load
-from vaelab.train import TERMS
 from workdir import epoch_steps, make_workdir, mlflow_runs, start_train, train
 
 MODEL = "vae_bce"  # stochastic (sampled z): resuming must restore the RNG states too
 # 40 batches an epoch: long enough that a kill right after the first checkpoint lands mid-run.
-PARAMS = {"data__train_size": 2000, "train__epochs": 4, "train__batch_size": 50}
-OUTPUTS = (f"metrics/{MODEL}.json", f"plots/{MODEL}/history.csv")
+PARAMS = {"data__train_size": 2000, "train__epochs": 4, "train__batch_size": 50, "seeds": [1]}
+OUTPUTS = (f"metrics/train/{MODEL}.json", f"plots/history/{MODEL}/seed1.csv", f"models/{MODEL}/seed1/model.pt")
+CHECKPOINT = Path("checkpoints") / MODEL / "seed1.pt"
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory, mnist_root: Path) -> Pat
 
 
 def assert_same_result(workdir: Path, reference: Path) -> None:
-    got, want = load(workdir / "models" / MODEL).state_dict(), load(reference / "models" / MODEL).state_dict()
+    got = load(workdir / "models" / MODEL / "seed1").state_dict()
+    want = load(reference / "models" / MODEL / "seed1").state_dict()
     assert got.keys() == want.keys()
     for key in want:
         assert torch.equal(got[key], want[key]), key
@@ -49,7 +51,7 @@ def assert_each_epoch_once(workdir: Path) -> None:
 
 def kill_after_first_checkpoint(workdir: Path, sig: signal.Signals) -> int:
     proc = start_train(workdir, MODEL)
-    checkpoint = workdir / "checkpoints" / f"{MODEL}.pt"
+    checkpoint = workdir / CHECKPOINT
     while not checkpoint.exists():
         assert proc.poll() is None, (workdir / "stage.log").read_text()
         time.sleep(0.01)
@@ -64,9 +66,9 @@ def test_killed_stage_resumes_bit_identical(tmp_path: Path, mnist_root: Path, re
 
     code = kill_after_first_checkpoint(workdir, sig)
 
-    finished = len(torch.load(workdir / "checkpoints" / f"{MODEL}.pt", weights_only=True)["history"])
+    finished = len(torch.load(workdir / CHECKPOINT, weights_only=True)["history"])
     assert 1 <= finished < 4, "the kill did not land mid-run"
-    assert not (workdir / "models" / MODEL / "model.pt").exists()
+    assert not (workdir / "models" / MODEL / "seed1" / "model.pt").exists()
     if sig == signal.SIGTERM:  # handled like Ctrl-C: clean exit code, run marked KILLED
         assert code == 130
         assert "interrupted (SIGTERM)" in (workdir / "stage.log").read_text()
@@ -77,7 +79,7 @@ def test_killed_stage_resumes_bit_identical(tmp_path: Path, mnist_root: Path, re
     proc = train(workdir, MODEL)
 
     assert f"resuming after epoch {finished} of 4" in proc.stderr
-    assert not (workdir / "checkpoints" / f"{MODEL}.pt").exists()  # done: DVC outputs are the result
+    assert not (workdir / CHECKPOINT).exists()  # done: DVC outputs are the result
     assert_same_result(workdir, reference)
     assert_each_epoch_once(workdir)
 
@@ -87,14 +89,14 @@ def test_checkpoint_of_other_params_is_set_aside(tmp_path: Path, mnist_root: Pat
     other = make_workdir(tmp_path / "other", mnist_root, **{**PARAMS, "train__lr": 0.01})
     code = kill_after_first_checkpoint(other, signal.SIGKILL)
     assert code == -signal.SIGKILL
-    (workdir / "checkpoints").mkdir()
-    (other / "checkpoints" / f"{MODEL}.pt").rename(workdir / "checkpoints" / f"{MODEL}.pt")
+    (workdir / CHECKPOINT).parent.mkdir(parents=True)
+    (other / CHECKPOINT).rename(workdir / CHECKPOINT)
 
     proc = train(workdir, MODEL)
 
     assert "belongs to other params or data" in proc.stderr
     assert "resuming" not in proc.stderr
-    assert (workdir / "checkpoints" / f"{MODEL}.stale").exists()
+    assert (workdir / CHECKPOINT).with_suffix(".stale").exists()
     assert_same_result(workdir, reference)  # trained from scratch with its own params
     assert_each_epoch_once(workdir)
 
@@ -104,13 +106,13 @@ def test_killed_dvc_repro_resumes_on_the_next_dvc_repro(project: Path, reference
     run(["dvc", "repro", "download"], project)
     dvc = subprocess.Popen(["dvc", "repro", f"train@{MODEL}"], cwd=project, env=subprocess_env(),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    checkpoint = project / "checkpoints" / f"{MODEL}.pt"
+    checkpoint = project / CHECKPOINT
     while not checkpoint.exists():
         assert dvc.poll() is None, "dvc repro ended before the first checkpoint"
         time.sleep(0.01)
     os.killpg(dvc.pid, signal.SIGKILL)  # dvc and the stage it runs, like a lost terminal or machine
     dvc.wait()
-    assert not (project / "models" / MODEL / "model.pt").exists()
+    assert not (project / "models" / MODEL / "seed1" / "model.pt").exists()
 
     proc = run(["dvc", "repro", f"train@{MODEL}"], project)
 
