@@ -106,8 +106,14 @@ def set_params(project: Path, **updates) -> None:
 
 # Small but real: the first 600 training images, one epoch, two seeds, a cheap IWAE bound and silhouette.
 # Enough for every stage to run; the full-size settings are exercised by `dvc repro` itself.
+# The yardsticks' costly settings (quadrature, K = 5000, 10,000 prior samples, the inference stage's local fits)
+# shrink to a few images: every code path runs, in seconds (their accuracy is tested in-process).
 QUICK = {"data__train_size": 600, "train__epochs": 1, "device": "cpu", "seeds": [1, 2],
-         "evaluate__iwae_samples": 4, "evaluate__silhouette_size": 1000, "judge__epochs": 1}
+         "evaluate__iwae_samples": 4, "evaluate__silhouette_size": 1000, "evaluate__likelihood_images": 200,
+         "evaluate__binarized_iwae_samples": 8, "evaluate__binarized_images": 50,
+         "evaluate__quadrature_images": 8, "evaluate__sample_images": 500, "judge__epochs": 1,
+         "inference__images": 8, "inference__iwae_ks": [1, 10], "inference__local_images": 4,
+         "inference__local_steps": 20, "inference__figure_digits": 2}
 
 
 # The models the pipeline tests run end to end: one AE and the post's two VAEs. Every registered kind and

@@ -15,6 +15,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
@@ -92,8 +93,12 @@ def run_stage(name: str, work: Callable[[], T]) -> T:
     """
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     signal.signal(signal.SIGTERM, _interrupt)
+    start = time.perf_counter()
     try:
-        return work()
+        result = work()
+        # One line per stage, so the pipeline's time budget can be read from `dvc repro`'s output.
+        log.info("%s done in %.1f s", name, time.perf_counter() - start)
+        return result
     except expected_errors() as err:
         log.error("%s failed: %s", name, err)
         sys.exit(1)
