@@ -175,6 +175,9 @@ class Params:
     inference: InferenceConfig = InferenceConfig()
     claims: list[ClaimSpec] = field(default_factory=list)
     report: ReportConfig = ReportConfig()
+    # Raw `quadrants:` settings of the quadrant-completion stage, validated by vaelab.quadrants (as `models:`
+    # entries are by the model registry): the stage owns its settings.
+    quadrants: dict[str, object] = field(default_factory=dict)
 
     def model_entry(self, name: str) -> dict:
         """The raw `models.<name>` entry (validated by :func:`vaelab.models.spec_of`)."""
