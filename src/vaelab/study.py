@@ -206,6 +206,27 @@ def inference_blocks(inp: Inputs) -> list[Block]:
     ]
 
 
+def tuning_blocks(inp: Inputs) -> list[Block]:
+    """"The VAE needed less tuning": the spread across seeds at the default setting (here), and the lr x batch
+    sweep (reports/tuning.md, written from DVC's queue by stages/tuning.py)."""
+    key = "reconstruction.mse_per_image"
+    rows = []
+    for m in inp.models:
+        values = [flatten(v)[key] for v in inp.evals.get(m, {}).values() if key in flatten(v)]
+        if values:
+            spread = claims.seed_spread(values)
+            rows.append([model_label(m), stats.format_interval(stats.mean_ci(values)),
+                         fmt(spread, 4) if math.isfinite(spread) else MISSING])
+    if not rows:
+        return []
+    return [Heading("Did the VAE need less tuning?"),
+            Para("Two pieces of evidence. Here: how much one setting's result moves from seed to seed (coefficient of "
+                 "variation of the test squared error per image, sample standard deviation over the mean; lower is "
+                 "steadier). In [`tuning.md`](tuning.md): an lr × batch-size sweep run through DVC's queue, and for "
+                 f"each model the fraction of settings within a margin of its best. Rule: {claims.TUNING_RULE}"),
+            Table(["model", "test squared error / image", "spread across seeds (CV)"], rows)]
+
+
 def report_blocks(inp: Inputs) -> list[Block]:
     labels = [model_label(m) for m in inp.models]
     n = len(inp.seeds)
@@ -225,6 +246,7 @@ def report_blocks(inp: Inputs) -> list[Block]:
         *post_ae_blocks(inp),
         *decoder_blocks(inp),
         *inference_blocks(inp),
+        *tuning_blocks(inp),
         Heading("Training"), Image("study/test_loss.png", "test loss per epoch"), Para(LOSS_CAPTION, italic=True),
         Heading("Final losses"), Para("Read from `metrics/train/<model>.json` (last epoch)."),
         interval_table(inp.train, inp.models),
