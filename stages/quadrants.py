@@ -1,4 +1,4 @@
-"""DVC stage `quadrants`: Sohn, Lee & Yan's structured-output task (NeurIPS 2015, sec. 5.1), quadrant completion.
+"""DVC stage `quadrants`: Sohn, Lee & Yan's structured-output task (NeurIPS 2015), quadrant completion.
 
 For each setting of params.yaml ``quadrants.given`` (1, 2 or 3 given quadrants of a digit) a baseline network and a
 CVAE on top of it are trained (:mod:`vaelab.quadrants`) and scored on the first ``quadrants.test_images`` test

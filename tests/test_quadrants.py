@@ -22,6 +22,16 @@ TINY = {"hidden": [32], "latent_dim": 4, "baseline_epochs": 1, "epochs": 1, "bat
         "test_images": 50, "figure_examples": 4, "figure_samples": 2}
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One CPU thread, as the stage's workers run (vaelab.stage.parallel_map): on these tiny networks a second
+    OpenMP thread only waits, and on a busy machine it costs seconds per test."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def data(mnist_root: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     train, test = load_split(mnist_root, "train", 600), load_split(mnist_root, "test", 200)

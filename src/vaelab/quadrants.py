@@ -1,6 +1,6 @@
 """Quadrant completion, the structured-output task of Sohn, Lee & Yan, "Learning Structured Output
-Representation using Deep Conditional Generative Models" (NeurIPS 2015, sec. 5.1): given 1, 2 or 3 quadrants
-of a test digit, predict the rest.
+Representation using Deep Conditional Generative Models" (NeurIPS 2015, its MNIST experiment): given 1, 2 or 3
+quadrants of a test digit, predict the rest.
 
 The protocol is that of Pyro's public reproduction (pyro-ppl/pyro, ``examples/cvae/``: ``mnist.py`` for the
 masks, ``baseline.py`` and ``cvae.py`` for the networks, ``util.py`` for the table; the tutorial
@@ -17,10 +17,11 @@ written anew:
 - **the CVAE** (:class:`QuadrantCVAE`), the paper's three networks: the prior network p(z | x_given, ŷ), which
   also sees the baseline's prediction ŷ of the missing pixels (the paper's "recurrent connection"; the baseline
   is trained first and then frozen), the recognition network q(z | x_given, x_missing) and the generation
-  network p(x_missing | x_given, z). Trained on the conditional ELBO (Sohn et al. 2015, eq. 4):
+  network p(x_missing | x_given, z). Trained on the paper's conditional ELBO:
   log p(x_m | x_g) ≥ E_q[log p(x_m | x_g, z)] − KL(q(z | x_g, x_m) ‖ p(z | x_g)).
 - **the metric** (:func:`conditional_nll`): −log p(x_missing | x_given) estimated by importance sampling with S
-  samples of the recognition network (Sohn et al. 2015, sec. 5.1, with S = 100):
+  samples of the recognition network as proposal (the paper's estimate of the conditional log-likelihood;
+  S >= 100 here):
   p(x_m | x_g) ≈ (1/S) Σ_s p(x_m | x_g, z_s) p(z_s | x_g) / q(z_s | x_g, x_m), z_s ~ q. Its expectation is a
   bound on the NLL that tightens as S grows (Burda et al. 2016). Pyro's table reports instead the negative ELBO
   with 10 samples (``Trace_ELBO(num_particles=10)``), a looser bound on the same quantity: it is reported here
@@ -56,8 +57,8 @@ GIVEN_QUADRANTS: dict[int, tuple[str, ...]] = {
     3: ("top-left", "top-right", "bottom-left"),
 }
 # The results table of Pyro's CVAE tutorial (pyro.ai/examples/cvae.html, the code of examples/cvae; grey pixels,
-# BCE, MLP 500-500): −log p(missing | given) in nats per image
-# on the 10,000 test images. Its CVAE column is a negative ELBO with 10 samples, not an importance-sampled NLL.
+# BCE, MLP 500-500): −log p(missing | given) in nats per image on the 10,000 test images. Its CVAE column is a
+# negative ELBO with 10 samples (util.py, generate_table), not an importance-sampled NLL.
 PYRO_ANCHOR = {
     "source": "pyro.ai/examples/cvae.html (pyro-ppl/pyro examples/cvae); its CVAE column is a negative ELBO, 10 particles",
     "given_1": {"baseline_nll": 100.4, "cvae_nll": 71.8},
@@ -181,7 +182,8 @@ class QuadrantCVAE(nn.Module):
     q(z | x_g, x_m), generation network p(x_m | x_g, z), with ŷ = sigmoid(baseline(x_g)) from the frozen baseline.
 
     The generation network's first layer acts on [x_g, z] as two matrix products, so with S samples of z per
-    image the x_g part is computed once (the same function as one layer on the concatenation).
+    image the x_g part is computed once (the same function as one layer on the concatenation). The baseline
+    passed in is frozen in place (``requires_grad_(False)``): train it first.
     """
 
     def __init__(self, baseline: Baseline, hidden: list[int], latent_dim: int):

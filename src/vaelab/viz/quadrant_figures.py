@@ -1,4 +1,4 @@
-"""The quadrant-completion figure (Sohn, Lee & Yan 2015, fig. 3; Pyro's ``examples/cvae`` plots): for each test
+"""The quadrant-completion figure (as in Sohn, Lee & Yan 2015 and Pyro's ``examples/cvae`` plots): for each test
 digit, the input (the given quadrants, the missing ones grey), the truth, the baseline network's completion and
 several CVAE completions, one row per digit. Pure, in the style of :mod:`vaelab.viz.images`: arrays in, a Figure
 out (the tiles come from :func:`vaelab.quadrants.figure_tiles`).
