@@ -74,9 +74,10 @@ def read_inputs(params: Params, root: Path) -> Inputs:
     inference = read_json(root / "metrics" / "inference.json") if params.inference.models else {}
     fixed = tuple(n for n in names if getattr(getattr(models.build(models.spec_of(params, n)), "likelihood", None),
                                               "fixed_scale", False))
+    quadrants = read_json(root / "metrics" / "quadrants.json") if params.quadrants else {}
     return Inputs(names, seeds, figures, train, evals, verdicts,
                   read_json(judge).get("test_accuracy") if judge.exists() else None, post, inference,
-                  "study/sigma.png" if sigma_histories(params, root) else None, fixed)
+                  "study/sigma.png" if sigma_histories(params, root) else None, fixed, quadrants)
 
 
 def sigma_histories(params: Params, root: Path) -> dict[str, tuple[list[int], list[float]]]:

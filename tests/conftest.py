@@ -113,7 +113,8 @@ QUICK = {"data__train_size": 600, "train__epochs": 1, "device": "cpu", "seeds": 
          "evaluate__binarized_iwae_samples": 8, "evaluate__binarized_images": 50,
          "evaluate__quadrature_images": 8, "evaluate__sample_images": 500, "judge__epochs": 1,
          "inference__images": 8, "inference__iwae_ks": [1, 10], "inference__local_images": 4,
-         "inference__local_steps": 20, "inference__figure_digits": 2}
+         "inference__local_steps": 20, "inference__figure_digits": 2,
+         "quadrants__test_images": 50, "quadrants__epochs": 1, "quadrants__baseline_epochs": 1}
 
 
 # The models the pipeline tests run end to end: one AE and the post's two VAEs. Every registered kind and

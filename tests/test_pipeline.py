@@ -84,7 +84,7 @@ def test_forced_rerun_is_byte_identical(pipeline_copy: Path) -> None:
     # Every stage program is forced once: the shared stages, one model's chain and the report (the other
     # models' chains run the same programs; forcing them too would double the suite's longest test).
     forced = ["download", "binarize", "judge", "train@vae_bce", "figures@vae_bce", "evaluate@vae_bce",
-              "inference", "report"]
+              "inference", "quadrants", "report"]
     out = run(["dvc", "repro", "-f", "-s", *forced], pipeline_copy).stdout
     assert stages_run(out) == set(forced)
     after = snapshot()
@@ -114,3 +114,10 @@ def test_a_model_change_reruns_only_that_model(pipeline_copy: Path) -> None:
     changed = set(json.loads(run(["dvc", "status", "--json"], pipeline_copy).stdout))
     assert {"train@vae_mse", "figures@vae_mse", "evaluate@vae_mse"} <= {c.split(":")[-1] for c in changed}
     assert not any(c.split(":")[-1].endswith("@ae") or c.endswith("@vae_bce") for c in changed)
+
+
+def test_quadrant_completion_runs_in_the_tiny_pipeline(tiny_pipeline: Path) -> None:
+    m = json.loads((tiny_pipeline / "metrics" / "quadrants.json").read_text())
+    assert m["S"] >= 100 and all(m[f"given_{k}"]["cvae_nll"] > 0 for k in (1, 2, 3))
+    assert all((tiny_pipeline / "reports" / "figures" / "quadrants" / f"given{k}.png").is_file() for k in (1, 2, 3))
+    assert "Structured output: completing a digit" in (tiny_pipeline / "reports" / "report.md").read_text()
