@@ -157,7 +157,12 @@ def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def pipeline_copy(tiny_pipeline: Path, tmp_path: Path) -> Path:
-    """A private copy of the tiny pipeline (git history, DVC cache, MLflow store and outputs included)."""
+    """A private copy of the tiny pipeline (git history, DVC cache and outputs included) with an empty MLflow
+    store: the shared store's experiment records an absolute artifact root inside the shared folder, which a
+    copy must never write to. (Later stages then link to checkpoints they cannot find by a new run, tagged
+    `vaelab.lineage = checkpoint-only`, as in a fresh clone.)"""
     dest = tmp_path / "project"
-    shutil.copytree(tiny_pipeline, dest, symlinks=True)
+    shutil.copytree(tiny_pipeline, dest, symlinks=True,
+                    ignore=lambda folder, names: [n for n in names if Path(folder) == tiny_pipeline
+                                                  and n in ("mlflow.db", "mlflow.db.lock", "mlruns")])
     return dest

@@ -145,7 +145,7 @@ def test_queued_pipeline_experiments_record_everything_on_the_postgres_server(
 
     base, artifacts = mlflow_postgres_server
     project = pipeline_copy
-    (project / "mlflow.db").unlink()  # the local store of the shared run: nothing may land here again
+    (project / "mlflow.db").unlink(missing_ok=True)  # the local store of the shared run: nothing may land here again
     exps = {f"pg-beta{b}": ("-S", f"models.vae_bce.beta={b}", "figures@vae_bce", "evaluate@vae_bce") for b in (2, 4)}
     queue_and_wait(project, exps, 2, MLFLOW_TRACKING_URI=base)
     assert not (project / "mlflow.db").exists() and not list(project.rglob("mlflow.db"))
@@ -161,8 +161,11 @@ def test_queued_pipeline_experiments_record_everything_on_the_postgres_server(
             assert r.info.artifact_uri.startswith("mlflow-artifacts:")
             assert [m.step for m in client.get_metric_history(r.info.run_id, "test_loss")] == [1]
             assert len(client.get_metric_history(r.info.run_id, "eval.reconstruction.mse_per_image")) == 1
-            stored = {a.path for a in client.list_artifacts(r.info.run_id)}
-            assert {"outputs", "model"} <= stored
+            assert "outputs" in {a.path for a in client.list_artifacts(r.info.run_id)}
+            # MLflow 3 keeps a logged model beside the run (a LoggedModel whose source is the run), not in its artifacts.
+            (logged,) = client.search_logged_models([experiment.experiment_id],
+                                                    filter_string=f"source_run_id = '{r.info.run_id}'")
+            assert logged.name == "model" and logged.artifact_location.startswith("mlflow-artifacts:")
             assert r.inputs.dataset_inputs, "the training data is recorded as a dataset input"
     versions = client.search_model_versions("name = 'vaelab-vae_bce'")
     assert len(versions) == len(exps) * len(seeds)

@@ -108,23 +108,23 @@ def test_server_dying_mid_run_fails_clearly_and_the_rerun_resumes(tmp_path: Path
     epochs = 12
     workdir = make_workdir(tmp_path / "w", mnist_root, train__epochs=epochs, train__batch_size=50)
     proc = start_train(workdir, "ae", MLFLOW_TRACKING_URI=server.uri)
-    while not (workdir / "checkpoints" / "ae.pt").exists():
+    while not (workdir / "checkpoints" / "ae" / "seed1.pt").exists():
         assert proc.poll() is None, (workdir / "stage.log").read_text()
         time.sleep(0.01)
     server.kill()
 
     assert proc.wait(timeout=300) == 1
     log = (workdir / "stage.log").read_text()
-    assert f"train@ae failed: MLflow tracking at {server.uri} failed while recording epoch" in log
+    assert f"train@ae failed: MLflow tracking at {server.uri} failed while logging metrics to run" in log
     assert "re-run to resume" in log
-    assert (workdir / "checkpoints" / "ae.pt").exists()
-    assert not (workdir / "models" / "ae" / "model.pt").exists()
+    assert (workdir / "checkpoints" / "ae" / "seed1.pt").exists()
+    assert not (workdir / "models" / "ae" / "seed1" / "model.pt").exists()
 
     server.start()
     rerun = train(workdir, "ae", MLFLOW_TRACKING_URI=server.uri)
 
     assert "resuming after epoch" in rerun.stderr
-    assert (workdir / "models" / "ae" / "model.pt").exists()
+    assert (workdir / "models" / "ae" / "seed1" / "model.pt").exists()
     (run,) = mlflow_runs(workdir, uri=server.uri)
     assert run.info.status == "FINISHED"
     assert epoch_steps(run, uri=server.uri) == list(range(1, epochs + 1))
