@@ -93,6 +93,7 @@ def _store_lock(uri: str) -> Iterator[None]:
 def setup(experiment: str) -> str:
     """Point MLflow at the store, make sure ``experiment`` exists, and return its id."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     uri = tracking_uri()
     check_reachable(uri)
@@ -106,8 +107,15 @@ def setup(experiment: str) -> str:
         # A local store gets an absolute artifact root under the project, so that an experiment first
         # created from a temporary copy (`dvc exp run --queue`) does not point into a deleted folder.
         location = (project_root() / "mlruns").as_uri() if _sqlite_path(uri) else None
-        return mlflow.create_experiment(experiment, artifact_location=location,
-                                        tags={"mlflow.note.content": EXPERIMENT_NOTE})
+        try:
+            return mlflow.create_experiment(experiment, artifact_location=location,
+                                            tags={"mlflow.note.content": EXPERIMENT_NOTE})
+        except MlflowException as err:
+            # Parallel queued experiments against a fresh tracking server race to create it (the file lock
+            # above covers only a local store): the loser uses the winner's.
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return mlflow.get_experiment_by_name(experiment).experiment_id
 
 
 EXPERIMENT_NOTE = """vaelab: autoencoders and VAEs on MNIST with a 2-D latent, after the blog post *Data Compression and
