@@ -105,3 +105,21 @@ def test_unknown_likelihood_and_key_are_named() -> None:
         models.spec_from_dict({"kind": "vae", "likelihood": {"name": "laplace"}}, "models.x")
     with pytest.raises(ConfigError, match=r"models\.x\.depth: unknown key"):
         models.spec_from_dict({"kind": "vae", "depth": 3}, "models.x")
+
+
+def test_every_metric_of_the_evaluation_is_finite(model: models.LatentModel, split: Split) -> None:
+    """The evaluate stage's scorecard on every registered kind and likelihood (untrained, tiny settings): every
+    number is finite, and each yardstick appears exactly where it applies."""
+    from vaelab import judge as judges, scorecard
+    from vaelab.config import EvaluateConfig, JudgeConfig, flatten
+
+    torch.set_num_threads(1)
+    judge = judges.build(JudgeConfig(channels=4, hidden=16), seed=0).eval()
+    tests = scorecard.test_sets(split, (split.images > 0.5).float(), judge, seed=0)
+    cfg = EvaluateConfig(iwae_samples=2, likelihood_images=20, binarized_iwae_samples=2, binarized_images=20,
+                         quadrature_images=0, sample_images=100, knn_k=3)
+    out = scorecard.score(model, judge, split, tests, cfg, seed=0)
+    flat = flatten(out)
+    assert flat and all(math.isfinite(v) for v in flat.values()), flat
+    assert ("samples" in out) == model.has_prior
+    assert ("grey8bit" in out) == (model.has_prior and not model.conditional and model.likelihood.density)
