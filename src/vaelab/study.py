@@ -256,8 +256,9 @@ def tuning_blocks(inp: Inputs) -> list[Block]:
     return [Heading("Did the VAE need less tuning?"),
             Para("Two pieces of evidence. Here: how much one setting's result moves from seed to seed (coefficient of "
                  "variation of the test squared error per image, sample standard deviation over the mean; lower is "
-                 "steadier). In [`tuning.md`](tuning.md): an lr × batch-size sweep run through DVC's queue, and for "
-                 f"each model the fraction of settings within a margin of its best. Rule: {claims.TUNING_RULE}"),
+                 "steadier). The other is an lr × batch-size sweep through DVC's queue (README, \"Sweeps\"), written to "
+                 "`reports/tuning.md` by `stages/tuning.py`: for each model the fraction of settings within a margin of "
+                 f"its best. Rule: {claims.TUNING_RULE}"),
             Table(["model", "test squared error / image", "spread across seeds (CV)"], rows)]
 
 
