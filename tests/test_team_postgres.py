@@ -110,6 +110,43 @@ def test_runs_models_and_artifacts_go_to_postgres_and_the_artifact_folder(
     assert local_stores(tmp_path) == []
 
 
+def test_parallel_runs_recording_the_same_dataset_all_link_it(
+        mlflow_postgres_server: TrackingServer, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parallel queued experiments log the same training split at once. The SQL store inserts an unseen dataset
+    keyed by (experiment, name, digest), so all but one writer hit a unique-key violation (a CI run failed so)."""
+    import threading
+
+    import torch
+    from mlflow import MlflowClient
+
+    from vaelab import tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_postgres_server.url)
+    client = MlflowClient(mlflow_postgres_server.url)
+    exp_id = client.create_experiment("race")
+    run_ids = [client.create_run(exp_id).info.run_id for _ in range(6)]
+    images = torch.rand(50, 784, generator=torch.Generator().manual_seed(0))
+    start, errors = threading.Barrier(len(run_ids)), []
+
+    def log(run_id: str) -> None:
+        start.wait()
+        try:
+            tracking.log_dataset(run_id, images, "mnist-train[:50]", "https://example.org/train", "training")
+        except Exception as err:  # noqa: BLE001 - collected and shown by the assertion below
+            errors.append(err)
+
+    threads = [threading.Thread(target=log, args=(r,)) for r in run_ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for run_id in run_ids:
+        (linked,) = client.get_run(run_id).inputs.dataset_inputs
+        assert linked.dataset.name == "mnist-train[:50]"
+    assert pg_rows(postgres_url, "select count(*) from datasets where experiment_id = %s", (int(exp_id),)) == [(1,)]
+
+
 def run_script(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(POSTGRES_SH), *args], env=subprocess_env(**env),
                           capture_output=True, text=True)

@@ -294,9 +294,19 @@ def log_dataset(run_id: str, images: Any, name: str, source: str, context: str) 
     dataset = from_numpy(pixels, source=HTTPDatasetSource(source), name=name, digest=digest)
     from mlflow.entities import DatasetInput, InputTag
 
+    from mlflow.exceptions import MlflowException
+
+    inputs = [DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])]
     with recording(f"logging dataset {name}"):
-        client().log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(),
-                                                           tags=[InputTag("mlflow.data.context", context)])])
+        try:
+            client().log_inputs(run_id, datasets=inputs)
+        except MlflowException as err:
+            # The SQL store inserts a dataset it has not seen, keyed by (experiment, name, digest). Parallel queued
+            # experiments on one server race to insert the same one, and the loser gets a unique-key violation.
+            # The dataset now exists, so the second try only links it to this run.
+            if "unique" not in str(err).lower():
+                raise
+            client().log_inputs(run_id, datasets=inputs)
 
 
 def log_model(run_id: str, checkpoint: Path, example: Any, registered_name: str, version_tags: dict[str, str]) -> str:
