@@ -27,7 +27,8 @@ def evaluate_seed(params: Params, name: str, seed: int, root: Path, experiment_i
     device = resolve_device(params.device)
     judge = judges.load(root / "models" / "judge", device)
     train = load_split(root / "data", "train", params.data.train_size)
-    tests = test_sets(load_split(root / "data", "test"), load_binarized_test(root / "data"), judge, seed)
+    tests = test_sets(load_split(root / "data", "test"), load_binarized_test(root / "data"), judge, seed,
+                      params.evaluate.sample_images)
     path = root / "models" / name / f"seed{seed}" / "model.pt"
     model = models.load(path, device)
     run_id = tracking.run_for_checkpoint(experiment_id, name, seed, md5_of_file(path), f"evaluate@{name}")

@@ -142,21 +142,65 @@ def project(tmp_path: Path) -> Path:
     return proj
 
 
+# The shared tiny pipeline is a chain of stage processes that keeps one core busy for minutes. It starts in the
+# background as soon as the tests are collected, and the tests that read it run last: meanwhile the other tests
+# use the machine's other core (on 2 cores this hides most of its time).
+PIPELINE_FIXTURES = {"tiny_pipeline", "pipeline_copy"}
+_tiny: dict[str, object] = {}
+
+
+def _needs_pipeline(item: pytest.Item) -> bool:
+    return bool(PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection: build only if a selected test needs it
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=_needs_pipeline)  # stable: the order within each group is kept
+    if any(map(_needs_pipeline, items)) and not config.option.collectonly:
+        # The same folder pytest's tmp_path_factory fixture hands out (it is not requested by a test here).
+        proj = make_project_copy(config._tmp_path_factory.mktemp("tiny") / "project")
+        quick_params(proj)
+        run(["git", "commit", "-qam", "quick params"], proj)
+        log = (proj.parent / "repro.log").open("w")
+        _tiny.update(project=proj, log=log, proc=subprocess.Popen(
+            ["dvc", "repro"], cwd=proj, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    proc = _tiny.get("proc")
+    if isinstance(proc, subprocess.Popen) and proc.poll() is None:  # the session ended before a test needed it
+        os.killpg(proc.pid, 9)
+        proc.wait()
+
+
 @pytest.fixture(scope="session")
-def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_pipeline() -> Path:
     """ONE `dvc repro` of the whole pipeline with quick params, shared by the session: read it, never change it
     (use ``pipeline_copy`` to change things). Its results are committed, so `git status` is clean."""
-    proj = make_project_copy(tmp_path_factory.mktemp("tiny") / "project")
-    quick_params(proj)
-    run(["git", "commit", "-qam", "quick params"], proj)
-    (proj.parent / "repro.log").write_text(run(["dvc", "repro"], proj).stdout)
+    proc, proj = _tiny["proc"], _tiny["project"]
+    assert isinstance(proc, subprocess.Popen) and isinstance(proj, Path)
+    if proc.wait() != 0:
+        pytest.fail(f"the tiny pipeline's dvc repro exited {proc.returncode}:\n"
+                    f"{(proj.parent / 'repro.log').read_text()[-8000:]}")
     run(["git", "add", "-A"], proj)
     run(["git", "commit", "-qm", "tiny pipeline results"], proj)
     return proj
 
 
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow sqlite store with MLflow's schema, made once by MLflow itself. Creating the schema
+    takes a few seconds; tests whose subject is not a fresh store start from a copy (tests/test_concurrency.py
+    and the tiny pipeline still have MLflow create theirs)."""
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    run([sys.executable, "-c", f"import mlflow; mlflow.MlflowClient('sqlite:///{path}').search_experiments()"],
+        path.parent)
+    return path
+
+
 @pytest.fixture
-def pipeline_copy(tiny_pipeline: Path, tmp_path: Path) -> Path:
+def pipeline_copy(tiny_pipeline: Path, empty_store: Path, tmp_path: Path) -> Path:
     """A private copy of the tiny pipeline (git history, DVC cache and outputs included) with an empty MLflow
     store: the shared store's experiment records an absolute artifact root inside the shared folder, which a
     copy must never write to. (Later stages then link to checkpoints they cannot find by a new run, tagged
@@ -165,4 +209,5 @@ def pipeline_copy(tiny_pipeline: Path, tmp_path: Path) -> Path:
     shutil.copytree(tiny_pipeline, dest, symlinks=True,
                     ignore=lambda folder, names: [n for n in names if Path(folder) == tiny_pipeline
                                                   and n in ("mlflow.db", "mlflow.db.lock", "mlruns")])
+    shutil.copy2(empty_store, dest / "mlflow.db")
     return dest

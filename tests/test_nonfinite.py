@@ -7,9 +7,10 @@ from pathlib import Path
 from workdir import make_workdir, mlflow_runs, train
 
 
-def test_diverging_lr_fails_the_stage_and_the_run_and_leaves_no_model(tmp_path: Path, mnist_root: Path) -> None:
+def test_diverging_lr_fails_the_stage_and_the_run_and_leaves_no_model(tmp_path: Path, mnist_root: Path,
+                                                                     empty_store: Path) -> None:
     # lr = 1e6 makes vae_mse's loss NaN at the second batch (checked: 1e2 already does).
-    workdir = make_workdir(tmp_path / "w", mnist_root, train__lr=1e6, data__train_size=600)
+    workdir = make_workdir(tmp_path / "w", mnist_root, empty_store, train__lr=1e6, data__train_size=600)
     stale = workdir / "models" / "vae_mse" / "seed1" / "model.pt"  # an earlier result must not survive
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"an earlier model")

@@ -177,9 +177,9 @@ def test_bad_params_stop_the_stage_before_any_work(tmp_path: Path, mnist_root: P
     assert sorted(p.name for p in workdir.iterdir()) == before  # no mlflow.db, no outputs
 
 
-def test_the_stage_runs_end_to_end_on_tiny_params(tmp_path: Path, mnist_root: Path) -> None:
+def test_the_stage_runs_end_to_end_on_tiny_params(tmp_path: Path, mnist_root: Path, empty_store: Path) -> None:
     settings = {f"quadrants__{k}": v for k, v in {**TINY, "hidden": [64, 64], "samples": 100}.items()}
-    workdir = make_workdir(tmp_path / "w", mnist_root, data__train_size=600, **settings)
+    workdir = make_workdir(tmp_path / "w", mnist_root, empty_store, data__train_size=600, **settings)
 
     proc = run([str(Path(__import__("sys").executable)), str(REPO / "stages" / "quadrants.py")], workdir,
                PYTHONPATH=str(REPO / "src"))

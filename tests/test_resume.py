@@ -24,9 +24,9 @@ CHECKPOINT = Path("checkpoints") / MODEL / "seed1.pt"
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory, mnist_root: Path) -> Path:
+def reference(tmp_path_factory: pytest.TempPathFactory, mnist_root: Path, empty_store: Path) -> Path:
     """An uninterrupted run with the same params."""
-    workdir = make_workdir(tmp_path_factory.mktemp("reference"), mnist_root, **PARAMS)
+    workdir = make_workdir(tmp_path_factory.mktemp("reference"), mnist_root, empty_store, **PARAMS)
     train(workdir, MODEL)
     return workdir
 
@@ -60,9 +60,9 @@ def kill_after_first_checkpoint(workdir: Path, sig: signal.Signals) -> int:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_killed_stage_resumes_bit_identical(tmp_path: Path, mnist_root: Path, reference: Path,
+def test_killed_stage_resumes_bit_identical(tmp_path: Path, mnist_root: Path, empty_store: Path, reference: Path,
                                             sig: signal.Signals) -> None:
-    workdir = make_workdir(tmp_path / "w", mnist_root, **PARAMS)
+    workdir = make_workdir(tmp_path / "w", mnist_root, empty_store, **PARAMS)
 
     code = kill_after_first_checkpoint(workdir, sig)
 
@@ -84,9 +84,10 @@ def test_killed_stage_resumes_bit_identical(tmp_path: Path, mnist_root: Path, re
     assert_each_epoch_once(workdir)
 
 
-def test_checkpoint_of_other_params_is_set_aside(tmp_path: Path, mnist_root: Path, reference: Path) -> None:
-    workdir = make_workdir(tmp_path / "w", mnist_root, **PARAMS)
-    other = make_workdir(tmp_path / "other", mnist_root, **{**PARAMS, "train__lr": 0.01})
+def test_checkpoint_of_other_params_is_set_aside(tmp_path: Path, mnist_root: Path, empty_store: Path,
+                                                reference: Path) -> None:
+    workdir = make_workdir(tmp_path / "w", mnist_root, empty_store, **PARAMS)
+    other = make_workdir(tmp_path / "other", mnist_root, empty_store, **{**PARAMS, "train__lr": 0.01})
     code = kill_after_first_checkpoint(other, signal.SIGKILL)
     assert code == -signal.SIGKILL
     (workdir / CHECKPOINT).parent.mkdir(parents=True)

@@ -21,6 +21,8 @@ from conftest import run, subprocess_env
 from servers import POSTGRES_SH, TrackingServer, pg_rows
 from test_team import queue_and_wait
 
+from vaelab.sweeps import points_from_exp_show
+
 # What a team member's process does: nothing but MLflow's public API, the server taken from the environment.
 CLIENT = """
 import json, sys
@@ -110,12 +112,32 @@ def test_runs_models_and_artifacts_go_to_postgres_and_the_artifact_folder(
     assert local_stores(tmp_path) == []
 
 
-def test_parallel_runs_recording_the_same_dataset_all_link_it(
-        mlflow_postgres_server: TrackingServer, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Parallel queued experiments log the same training split at once. The SQL store inserts an unseen dataset
-    keyed by (experiment, name, digest), so all but one writer hit a unique-key violation (a CI run failed so)."""
+def all_at_once(fn, args: list) -> list:
+    """Call ``fn(a)`` for every ``a`` in threads released together; return what each raised or returned."""
     import threading
 
+    start, results = threading.Barrier(len(args)), [None] * len(args)
+
+    def call(i: int) -> None:
+        start.wait()
+        try:
+            results[i] = fn(args[i])
+        except Exception as err:  # noqa: BLE001 - returned to the caller's assertion
+            results[i] = err
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(args))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_parallel_stages_racing_on_one_server_all_succeed(
+        mlflow_postgres_server: TrackingServer, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parallel queued experiments hit the server at once, and the SQL store's unique keys make all but one
+    writer fail unless vaelab.tracking takes the winner's row (two CI runs failed so): creating the experiment,
+    and recording the same training split, keyed by (experiment, name, digest)."""
     import torch
     from mlflow import MlflowClient
 
@@ -123,28 +145,17 @@ def test_parallel_runs_recording_the_same_dataset_all_link_it(
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_postgres_server.url)
     client = MlflowClient(mlflow_postgres_server.url)
-    exp_id = client.create_experiment("race")
-    run_ids = [client.create_run(exp_id).info.run_id for _ in range(6)]
+    ids = all_at_once(tracking.setup, ["race"] * 4)
+    assert len(set(ids)) == 1 and not isinstance(ids[0], Exception), ids
+    run_ids = [client.create_run(ids[0]).info.run_id for _ in range(6)]
     images = torch.rand(50, 784, generator=torch.Generator().manual_seed(0))
-    start, errors = threading.Barrier(len(run_ids)), []
-
-    def log(run_id: str) -> None:
-        start.wait()
-        try:
-            tracking.log_dataset(run_id, images, "mnist-train[:50]", "https://example.org/train", "training")
-        except Exception as err:  # noqa: BLE001 - collected and shown by the assertion below
-            errors.append(err)
-
-    threads = [threading.Thread(target=log, args=(r,)) for r in run_ids]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    errors = all_at_once(lambda r: tracking.log_dataset(r, images, "mnist-train[:50]", "https://example.org/train",
+                                                        "training"), run_ids)
+    assert errors == [None] * len(run_ids)
     for run_id in run_ids:
         (linked,) = client.get_run(run_id).inputs.dataset_inputs
         assert linked.dataset.name == "mnist-train[:50]"
-    assert pg_rows(postgres_url, "select count(*) from datasets where experiment_id = %s", (int(exp_id),)) == [(1,)]
+    assert pg_rows(postgres_url, "select count(*) from datasets where experiment_id = %s", (int(ids[0]),)) == [(1,)]
 
 
 def run_script(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -175,29 +186,41 @@ def test_postgres_script_explains_an_unreachable_folder(postgres_cluster) -> Non
         shutil.rmtree(private)
 
 
-def test_queued_pipeline_experiments_record_everything_on_the_postgres_server(
-        pipeline_copy: Path, mlflow_postgres_server: TrackingServer, postgres_url: str) -> None:
-    """The team setup end to end: two queued DVC experiments (`-j 2`) against `mlflow server` on PostgreSQL."""
+def test_parallel_queued_experiments_on_the_postgres_server_each_log_exactly_their_own_run(
+        pipeline_copy: Path, mlflow_postgres_server: TrackingServer, postgres_url: str, tmp_path: Path) -> None:
+    """The team setup end to end: three queued experiments of one model (`-j 3`) against `mlflow server` on
+    PostgreSQL. Each seed's run holds exactly its own figures and eval metrics, and everything is on the server."""
     from mlflow import MlflowClient
 
     base, artifacts = mlflow_postgres_server
     project = pipeline_copy
-    (project / "mlflow.db").unlink(missing_ok=True)  # the local store of the shared run: nothing may land here again
-    exps = {f"pg-beta{b}": ("-S", f"models.vae_bce.beta={b}", "figures@vae_bce", "evaluate@vae_bce") for b in (2, 4)}
-    queue_and_wait(project, exps, 2, MLFLOW_TRACKING_URI=base)
-    assert not (project / "mlflow.db").exists() and not list(project.rglob("mlflow.db"))
+    (project / "mlflow.db").unlink()  # nothing may land in a local store
+    exps = {f"bce-beta{b}": ("-S", f"models.vae_bce.beta={b}", "figures@vae_bce", "evaluate@vae_bce") for b in (2, 4, 8)}
+    shown = queue_and_wait(project, exps, 3, MLFLOW_TRACKING_URI=base)
+    (tmp_path / "exp_show.json").write_text(json.dumps(shown))  # kept for a look when this fails
+    assert local_stores(project) == []
+    rows = {r["name"]: r["data"] for e in shown[1]["experiments"] for r in e["revs"]}
 
     client = MlflowClient(base)
     experiment = client.get_experiment_by_name("vaelab")
     seeds = yaml.safe_load((project / "params.yaml").read_text())["seeds"]
     for name in exps:
-        runs = client.search_runs([experiment.experiment_id],
-                                  f"tags.`dvc.exp_name` = '{name}' and tags.`dvc.stage` = 'train@vae_bce'")
-        assert sorted(r.data.tags["seed"] for r in runs) == sorted(str(s) for s in seeds)
-        for r in runs:
-            assert r.info.artifact_uri.startswith("mlflow-artifacts:")
+        runs = {r.data.tags["seed"]: r for r in client.search_runs(
+            [experiment.experiment_id], f"tags.`dvc.exp_name` = '{name}' and tags.`dvc.stage` = 'train@vae_bce'")}
+        assert set(runs) == {str(s) for s in seeds}, name
+        evals = rows[name]["metrics"]["metrics/eval/vae_bce.json"]["data"]
+        for seed, r in runs.items():
+            assert r.info.status == "FINISHED" and r.info.artifact_uri.startswith("mlflow-artifacts:")
+            assert r.data.tags["dvc.changed_params"] == exps[name][1]
+            assert r.data.tags["dvc.baseline_rev"] == shown[1]["rev"]
             assert [m.step for m in client.get_metric_history(r.info.run_id, "test_loss")] == [1]
-            assert len(client.get_metric_history(r.info.run_id, "eval.reconstruction.mse_per_image")) == 1
+            for key in ("eval.reconstruction.mse_per_image", "eval.latent.knn_accuracy"):
+                # one value per key: no other experiment logged here
+                assert len(client.get_metric_history(r.info.run_id, key)) == 1, (name, seed, key)
+            assert r.data.metrics["eval.reconstruction.mse_per_image"] == pytest.approx(
+                evals[f"seed{seed}"]["reconstruction"]["mse_per_image"])
+            figures = {a.path for a in client.list_artifacts(r.info.run_id, "figures")}
+            assert bool(figures) == (seed == str(seeds[0])), (name, seed, figures)
             assert "outputs" in {a.path for a in client.list_artifacts(r.info.run_id)}
             # MLflow 3 keeps a logged model beside the run (a LoggedModel whose source is the run), not in its artifacts.
             (logged,) = client.search_logged_models([experiment.experiment_id],
@@ -211,3 +234,7 @@ def test_queued_pipeline_experiments_record_everything_on_the_postgres_server(
     assert pg_rows(postgres_url, "select count(*) from model_versions")[0][0] == len(versions)
     assert pg_rows(postgres_url, "select count(*) from runs")[0][0] >= len(exps) * len(seeds)
     assert any(p.name == "model.pt" for p in artifacts.rglob("model.pt"))
+
+    # The rate–distortion parser reads this real `dvc exp show --json`: the baseline and the beta sweep.
+    points = {(p.model, p.beta, p.latent_dim) for p in points_from_exp_show(shown, models=("vae_bce",))}
+    assert points == {("vae_bce", 1.0, 2), ("vae_bce", 2.0, 2), ("vae_bce", 4.0, 2), ("vae_bce", 8.0, 2)}

@@ -7,6 +7,7 @@ so its outputs, ``checkpoints/`` and the default ``mlflow.db`` all land in the w
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,10 +19,13 @@ from conftest import REPO, run, subprocess_env
 SMALL = {"device": "cpu", "data__train_size": 1000, "train__epochs": 2, "seeds": [1]}
 
 
-def make_workdir(path: Path, mnist_root: Path, **updates) -> Path:
-    """``path`` with params.yaml (the project's, with SMALL and ``updates`` applied) and data/."""
+def make_workdir(path: Path, mnist_root: Path, store: Path | None = None, **updates) -> Path:
+    """``path`` with params.yaml (the project's, with SMALL and ``updates`` applied), data/, and a copy of the
+    empty MLflow store ``store`` as its mlflow.db (conftest ``empty_store``; None: the stage creates one)."""
     path.mkdir(parents=True, exist_ok=True)
     (path / "data").symlink_to(mnist_root, target_is_directory=True)
+    if store is not None:
+        shutil.copy2(store, path / "mlflow.db")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     for dotted, value in {**SMALL, **updates}.items():
         node = params

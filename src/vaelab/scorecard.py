@@ -90,7 +90,7 @@ class TestSets:
     grey: Split                     # the MNIST test split, pixels k/255
     binarized: torch.Tensor         # the fixed binarisation of the `binarize` stage
     dequantized: torch.Tensor       # one seeded dequantisation (k + u)/256
-    real_features: torch.Tensor     # the judge's features of the grey test images
+    real_features: torch.Tensor     # the judge's features of the grey test images (the reference subset)
 
     def own(self, space: str) -> torch.Tensor:
         """The test images in a model's own data space."""
@@ -104,8 +104,12 @@ def test_images(space: str, test: Split, binarized: torch.Tensor, seed: int) -> 
     return dequantize(test.images, torch.Generator().manual_seed(seed)) if space == "dequantized" else test.images
 
 
-def test_sets(test: Split, binarized: torch.Tensor, judge: torch.nn.Module, seed: int) -> TestSets:
-    return TestSets(test, binarized, test_images("dequantized", test, binarized, seed), judges.features(judge, test.images))
+def test_sets(test: Split, binarized: torch.Tensor, judge: torch.nn.Module, seed: int,
+              reference_images: int | None = None) -> TestSets:
+    """The test images in every form; sample quality compares against the first ``reference_images`` of them
+    (the evaluation passes its ``sample_images``: N samples against N test images, FID's usual protocol)."""
+    real = judges.features(judge, _subset(test.images, reference_images))
+    return TestSets(test, binarized, test_images("dequantized", test, binarized, seed), real)
 
 
 def _subset(x: torch.Tensor, n: int | None) -> torch.Tensor:
