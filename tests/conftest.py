@@ -161,10 +161,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         proj = make_project_copy(config._tmp_path_factory.mktemp("tiny") / "project")
         quick_params(proj)
         run(["git", "commit", "-qam", "quick params"], proj)
-        log = (proj.parent / "repro.log").open("w")
-        _tiny.update(project=proj, log=log, proc=subprocess.Popen(
-            ["dvc", "repro"], cwd=proj, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True))
+        with (proj.parent / "repro.log").open("w") as log:  # the child keeps its own copy of the file
+            _tiny.update(project=proj, proc=subprocess.Popen(
+                ["dvc", "repro"], cwd=proj, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

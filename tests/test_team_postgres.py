@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run, subprocess_env
+from conftest import subprocess_env
 from servers import POSTGRES_SH, TrackingServer, pg_rows
 from test_team import queue_and_wait
 
