@@ -43,7 +43,11 @@ find_bin() {
 # Run a server-side command as the user that owns the cluster.
 as_owner() {
     if [[ $(id -u) == 0 ]]; then
-        runuser -u "$owner" -- "$@"
+        # runuser lives in /usr/sbin, which a root shell's PATH does not always hold (e.g. a CI runner's).
+        local runuser
+        runuser=$(PATH=$PATH:/usr/sbin:/sbin command -v runuser) ||
+            die "running the server as '$owner' needs runuser (util-linux), found neither on PATH nor in /usr/sbin"
+        "$runuser" -u "$owner" -- "$@"
     else
         "$@"
     fi
