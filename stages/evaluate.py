@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from vaelab import judge as judges, models, tracking
-from vaelab.config import Params, flatten, load_params
+from vaelab.config import MNIST_TEST_SIZE, ConfigError, Params, flatten, load_params
 from vaelab.data import load_binarized_test, load_split
 from vaelab.device import resolve_device
 from vaelab.files import md5_of_file, write_atomic
@@ -27,7 +27,7 @@ def evaluate_seed(params: Params, name: str, seed: int, root: Path, experiment_i
     device = resolve_device(params.device)
     judge = judges.load(root / "models" / "judge", device)
     train = load_split(root / "data", "train", params.data.train_size)
-    tests = test_sets(load_split(root / "data", "test"), load_binarized_test(root / "data"), judge, seed,
+    tests = test_sets(load_split(root / "data", "test", params.data.test_size), load_binarized_test(root / "data"), judge, seed,
                       params.evaluate.sample_images)
     path = root / "models" / name / f"seed{seed}" / "model.pt"
     model = models.load(path, device)
@@ -40,9 +40,20 @@ def evaluate_seed(params: Params, name: str, seed: int, root: Path, experiment_i
     return metrics
 
 
+def check_test_images(params: Params) -> None:
+    """Every count of test images the evaluation takes fits in the test set it is given (data.test_size)."""
+    n_test = params.data.test_size or MNIST_TEST_SIZE
+    for key in ("likelihood_images", "sample_images", "silhouette_size"):
+        value = getattr(params.evaluate, key)
+        if value is not None and value > n_test:
+            raise ConfigError(f"params.yaml: evaluate.{key} = {value}, but the test set has {n_test} images "
+                              f"(data.test_size): expected at most {n_test}")
+
+
 def evaluate(params: Params, name: str, root: Path = Path(".")) -> dict:
     """Every seed, in parallel single-thread workers on the CPU (as training), one after another on CUDA."""
     models.spec_of(params, name)  # a clear ConfigError for an unknown name, before any work
+    check_test_images(params)
     device = resolve_device(params.device)
     experiment_id = tracking.setup(params.mlflow.experiment)
     calls = [(params, name, s, root, experiment_id) for s in params.seeds]

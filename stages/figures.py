@@ -29,7 +29,7 @@ def draw(params: Params, name: str, root: Path = Path(".")) -> list[Path]:
     model = models.load(path)
     experiment_id = tracking.setup(params.mlflow.experiment)
     run_id = tracking.run_for_checkpoint(experiment_id, name, seed, md5_of_file(path), f"figures@{name}")
-    figs = model_figures(name, model, load_split(root / "data", "test"), params.figures, seed)
+    figs = model_figures(name, model, load_split(root / "data", "test", params.data.test_size), params.figures, seed)
     with staging(root, "figures") as staged:
         folder = staged / "reports" / "figures" / name
         save_figures(figs, folder, params.figures.dpi)

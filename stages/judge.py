@@ -18,7 +18,7 @@ from vaelab.stage import publish, run_stage, staging
 def train_judge(params: Params, root: Path = Path(".")) -> dict:
     cfg, seed = params.judge, params.seeds[0]
     train = load_split(root / "data", "train", params.data.train_size)
-    test = load_split(root / "data", "test")
+    test = load_split(root / "data", "test", params.data.test_size)
     net = judges.fit(judges.build(cfg, seed).to(resolve_device(params.device)), train.images, train.labels,
                          cfg, seed)
     metrics = {"train_accuracy": judges.accuracy(net, train.images, train.labels),

@@ -53,9 +53,9 @@ def train_seed(params: Params, name: str, seed: int, root: Path, experiment_id: 
     spec = models.spec_of(params, name)
     device = resolve_device(params.device)
     train = load_split(root / "data", "train", params.data.train_size)
-    test = load_split(root / "data", "test")
+    test = load_split(root / "data", "test", params.data.test_size)
     settings = {"model": spec.as_dict(), "train": asdict(params.train), "seed": seed,
-                "train_size": params.data.train_size}
+                "train_size": params.data.train_size, "test_size": params.data.test_size}
     state_path = root / "checkpoints" / name / f"seed{seed}.pt"
     state_fp = fingerprint(settings, data=train.images)
     resume = load_state(state_path, state_fp)
@@ -70,7 +70,8 @@ def train_seed(params: Params, name: str, seed: int, root: Path, experiment_id: 
             # The source is the official archive (data/MNIST/raw holds it, MD5-verified); the digest is of the pixels.
             tracking.log_dataset(rid, train.images, f"mnist-train[:{size}]", f"{MNIST_URL}train-images-idx3-ubyte.gz",
                                  "training")
-            tracking.log_dataset(rid, test.images, "mnist-test", f"{MNIST_URL}t10k-images-idx3-ubyte.gz", "testing")
+            test_name = "mnist-test" if params.data.test_size is None else f"mnist-test[:{len(test.images)}]"
+            tracking.log_dataset(rid, test.images, test_name, f"{MNIST_URL}t10k-images-idx3-ubyte.gz", "testing")
         done = tracking.logged_steps(rid, "test_loss")  # epochs an interrupted process finished but did not log
         for epoch in resume["history"] if resume else []:
             if epoch["epoch"] not in done:

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,8 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env["VAELAB_MNIST_MIRROR"] = str(mirror_dir())
     env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "vaelab tests"
     env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "tests@vaelab.invalid"
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # see pytest_collection_modifyitems
+        env.setdefault("OMP_NUM_THREADS", "1")
     env.update(extra)
     return env
 
@@ -104,11 +107,11 @@ def set_params(project: Path, **updates) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-# Small but real: the first 600 training images, one epoch, two seeds, a cheap IWAE bound and silhouette.
+# Small but real: the first 600 training and 1000 test images, one epoch, two seeds, a cheap IWAE bound and silhouette.
 # Enough for every stage to run; the full-size settings are exercised by `dvc repro` itself.
 # The yardsticks' costly settings (quadrature, K = 5000, 10,000 prior samples, the inference stage's local fits)
 # shrink to a few images: every code path runs, in seconds (their accuracy is tested in-process).
-QUICK = {"data__train_size": 600, "train__epochs": 1, "device": "cpu", "seeds": [1, 2],
+QUICK = {"data__train_size": 600, "data__test_size": 1000, "train__epochs": 1, "device": "cpu", "seeds": [1, 2],
          "evaluate__iwae_samples": 4, "evaluate__silhouette_size": 1000, "evaluate__likelihood_images": 200,
          "evaluate__binarized_iwae_samples": 8, "evaluate__binarized_images": 50,
          "evaluate__quadrature_images": 8, "evaluate__sample_images": 500, "judge__epochs": 1,
@@ -142,50 +145,106 @@ def project(tmp_path: Path) -> Path:
     return proj
 
 
+# A `models:` entry that params.yaml does not have, added to the tiny pipeline's scratch copy before its one
+# `dvc repro` (dvc.yaml untouched): tests/test_pipeline.py finds its figures, eval metrics and report column.
+NEW_MODEL = {"kind": "vae", "likelihood": {"name": "gaussian", "sigma": 0.5}, "latent_dim": 2, "hidden": [64, 32, 16]}
+
 # The shared tiny pipeline is a chain of stage processes that keeps one core busy for minutes. It starts in the
 # background as soon as the tests are collected, and the tests that read it run last: meanwhile the other tests
-# use the machine's other core (on 2 cores this hides most of its time).
+# use the machine's other cores. Under pytest-xdist every worker collects the same tests; the first worker
+# (gw0) builds the pipeline in the folder all workers share, and every worker waits for its `rc` file.
 PIPELINE_FIXTURES = {"tiny_pipeline", "pipeline_copy"}
-_tiny: dict[str, object] = {}
+# Seconds each took on the 2-core machine (`--durations`), the longest started first.
+LONGEST = {"test_parallel_queued_experiments_on_the_postgres_server_each_log_exactly_their_own_run": 110,
+           "test_forced_rerun_is_byte_identical": 60, "test_server_dying_mid_run_fails_clearly_and_the_rerun_resumes": 55,
+           "test_pushed_results_are_pulled_by_a_fresh_clone_without_retraining": 30}
+TINY_TIMEOUT_S = 1800
+_tiny: dict[str, subprocess.Popen] = {}
 
 
 def _needs_pipeline(item: pytest.Item) -> bool:
     return bool(PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())))
 
 
+def _tiny_folder(config: pytest.Config) -> Path:
+    """<pytest's base temp>/tiny, the same folder for every xdist worker (their base temps are its children)."""
+    base = config._tmp_path_factory.getbasetemp()  # the folder pytest's tmp_path fixtures are made in
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "tiny"
+
+
 @pytest.hookimpl(trylast=True)  # after -k/-m deselection: build only if a selected test needs it
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    items.sort(key=_needs_pipeline)  # stable: the order within each group is kept
-    if any(map(_needs_pipeline, items)) and not config.option.collectonly:
-        # The same folder pytest's tmp_path_factory fixture hands out (it is not requested by a test here).
-        proj = make_project_copy(config._tmp_path_factory.mktemp("tiny") / "project")
+    # The pipeline's readers last (they wait for it), and in both groups the slow tests first: their processes
+    # then overlap the quick in-process tests, and the workers finish together. Stable: otherwise collection order.
+    items.sort(key=lambda item: (_needs_pipeline(item), item.get_closest_marker("slow") is None,
+                                 -LONGEST.get(item.originalname, 0)))
+    owner = os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0"
+    if owner and any(map(_needs_pipeline, items)) and not config.option.collectonly:
+        folder = _tiny_folder(config)
+        folder.mkdir()
+        proj = make_project_copy(folder / "project")
         quick_params(proj)
-        run(["git", "commit", "-qam", "quick params"], proj)
-        with (proj.parent / "repro.log").open("w") as log:  # the child keeps its own copy of the file
-            _tiny.update(project=proj, proc=subprocess.Popen(
-                ["dvc", "repro"], cwd=proj, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True))
+        set_params(proj, models__vae_new=NEW_MODEL)
+        run(["git", "commit", "-qam", "quick params and a new models: entry"], proj)
+        # The results are committed (git status clean); `rc` appears, whole, only at the end.
+        script = ("dvc repro > ../repro.log 2>&1 && git add -A && git commit -qm 'tiny pipeline results'; "
+                  "echo $? > ../rc.part && mv ../rc.part ../rc")
+        _tiny["proc"] = subprocess.Popen(["bash", "-c", script], cwd=proj, env=subprocess_env(),
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # The workers, the stage programs they start and the tiny pipeline share the cores: one torch thread each
+        # (more would only contend; subprocess_env sets OMP_NUM_THREADS=1 too), and the workers and their children
+        # step back (nice) so that the tiny pipeline, which the last tests wait for, goes first.
+        import torch
+
+        torch.set_num_threads(1)
+        if any(map(_needs_pipeline, items)):
+            os.nice(10)
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
+# Tests that share a costly module-level result run on one xdist worker, so it is made once (`--dist loadgroup`
+# would say this with a mark, but pytest-xdist 3.8 cannot rename pytest 9.2's node ids); every other test is
+# scheduled on its own, in collection order.
+SHARED_SETUP = ("tests/test_resume.py",)  # its `reference` training
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: one worker more than cores, at most 4. A worker often waits (on a server, a queue, a retry), and
+    the third one then uses the core."""
+    return min(4, (os.cpu_count() or 1) + 1)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneWorkerPerSharedSetup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return next((m for m in SHARED_SETUP if nodeid.startswith(m + "::")), nodeid)
+
+    return OneWorkerPerSharedSetup(config, log)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     proc = _tiny.get("proc")
-    if isinstance(proc, subprocess.Popen) and proc.poll() is None:  # the session ended before a test needed it
-        os.killpg(proc.pid, 9)
-        proc.wait()
+    if proc is not None and proc.poll() is None:
+        if exitstatus == pytest.ExitCode.INTERRUPTED:  # Ctrl-C: nobody will read it
+            os.killpg(proc.pid, 9)
+        proc.wait()  # another xdist worker may still be waiting for it
 
 
 @pytest.fixture(scope="session")
-def tiny_pipeline() -> Path:
+def tiny_pipeline(pytestconfig: pytest.Config) -> Path:
     """ONE `dvc repro` of the whole pipeline with quick params, shared by the session: read it, never change it
     (use ``pipeline_copy`` to change things). Its results are committed, so `git status` is clean."""
-    proc, proj = _tiny["proc"], _tiny["project"]
-    assert isinstance(proc, subprocess.Popen) and isinstance(proj, Path)
-    if proc.wait() != 0:
-        pytest.fail(f"the tiny pipeline's dvc repro exited {proc.returncode}:\n"
-                    f"{(proj.parent / 'repro.log').read_text()[-8000:]}")
-    run(["git", "add", "-A"], proj)
-    run(["git", "commit", "-qm", "tiny pipeline results"], proj)
-    return proj
+    folder = _tiny_folder(pytestconfig)
+    deadline = time.monotonic() + TINY_TIMEOUT_S
+    while not (folder / "rc").exists():
+        if time.monotonic() > deadline:
+            pytest.fail(f"the tiny pipeline ({folder}) did not finish in {TINY_TIMEOUT_S} s")
+        time.sleep(0.5)
+    if (folder / "rc").read_text().strip() != "0":
+        pytest.fail(f"the tiny pipeline's dvc repro failed:\n{(folder / 'repro.log').read_text()[-8000:]}")
+    return folder / "project"
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,13 @@ exists", seen 2 times in 3 without tracking.setup's file lock) or "database is l
 
 from __future__ import annotations
 
+import pytest
+
 from pathlib import Path
 
 from workdir import epoch_steps, make_workdir, mlflow_runs, start_train
+
+pytestmark = pytest.mark.slow  # stage programs and servers: scheduled first (conftest)
 
 MODELS = ("ae", "vae_mse", "vae_bce")
 

@@ -115,6 +115,7 @@ def test_models_load_rejects_corrupted_and_foreign_checkpoints(tmp_path: Path) -
             models.load(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("repair", [["dvc", "repro", "download"], ["dvc", "checkout", "--force", "data/MNIST/raw"]],
                          ids=["repro", "checkout"])
 def test_the_suggested_repair_restores_damaged_data(project: Path, repair: list[str]) -> None:

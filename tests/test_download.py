@@ -98,6 +98,7 @@ def test_only_bad_or_dead_mirrors_fail_clearly_and_leave_nothing(tmp_path, mnist
     assert not list(raw_dir(tmp_path / "data").glob(".*part"))
 
 
+@pytest.mark.slow
 def test_stage_cli_exits_nonzero_with_one_message(project):
     proc = run(["python", "stages/download.py"], project, check=False, VAELAB_MNIST_MIRROR=dead_url())
     assert proc.returncode == 1

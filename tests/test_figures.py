@@ -129,6 +129,7 @@ def store(tmp_path, monkeypatch) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_figures_stage_with_latent_size_3(store, mnist_root, caplog, monkeypatch):
     """No manifold (logged), projected 2-D plots, PNGs published and logged to exactly the checkpoint's run."""
     monkeypatch.syspath_prepend(str(REPO / "stages"))

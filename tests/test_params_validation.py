@@ -39,6 +39,8 @@ CASES = {
     "hidden width 0": (lambda p: p["models"]["ae"].update(hidden=[512, 0]), ["models.ae.hidden = [512, 0]", ">= 1"]),
     "train_size > data": (lambda p: p["data"].update(train_size=60001),
                           ["data.train_size = 60001", "between 1 and 60000"]),
+    "test_size > data": (lambda p: p["data"].update(test_size=10001),
+                         ["data.test_size = 10001", "between 1 and 10000"]),
     "unknown model": (lambda p: p["models"].pop("vae_sigma"), ["models.vae_sigma", "no such model"]),
     "claim about no model": (lambda p: p["claims"][0].update(model="vae_gone"),
                              ["claims[0].model = 'vae_gone'", "expected a key of `models`"]),
@@ -63,6 +65,7 @@ def test_load_params_names_key_value_and_expectation(tmp_path: Path, case: str) 
 
 
 # Through the real stage CLI (each start costs seconds, so a representative subset).
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["unknown key", "unknown kind"])
 def test_bad_params_stop_the_train_stage_before_any_work(tmp_path: Path, case: str) -> None:
     edit, expected = CASES[case]
@@ -85,6 +88,7 @@ def test_yaml_1_1_float_text_is_read_as_a_float(tmp_path: Path) -> None:
     assert load_params(tmp_path / "p.yaml").train.lr == 1e-3
 
 
+@pytest.mark.slow
 def test_dvc_repro_with_bad_params_fails_and_records_nothing(project: Path) -> None:
     set_params(project, train__epochs=0)
 
@@ -96,3 +100,16 @@ def test_dvc_repro_with_bad_params_fails_and_records_nothing(project: Path) -> N
     assert not (project / "metrics" / "train" / "ae.json").exists()
     lock = project / "dvc.lock"
     assert not lock.exists() or "train@ae" not in lock.read_text()
+
+
+def test_evaluation_counts_beyond_a_smaller_test_set_are_refused(tmp_path: Path) -> None:
+    import importlib.util
+
+    from vaelab.config import ConfigError, load_params
+
+    spec = importlib.util.spec_from_file_location("evaluate_stage", REPO / "stages" / "evaluate.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    bad_params(tmp_path, lambda p: p["data"].update(test_size=5000))  # sample_images stays 10,000
+    with pytest.raises(ConfigError, match=r"evaluate.sample_images = 10000, but the test set has 5000 images"):
+        stage.check_test_images(load_params(tmp_path / "params.yaml"))

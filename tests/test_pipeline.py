@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import run, set_params
+from conftest import NEW_MODEL, REPO, run, set_params
 from vaelab.files import md5_of_file
 from vaelab.viz.model_figures import model_label
 
@@ -74,17 +75,22 @@ def test_repro_leaves_git_clean_and_nothing_to_do(tiny_pipeline: Path) -> None:
     assert json.loads(status) == {}
 
 
-def test_forced_rerun_is_byte_identical(pipeline_copy: Path) -> None:
+# Every stage program is forced once: the shared stages, one model's training, the inference and quadrant stages
+# and the report (in two halves, so two workers share the work). The other models run the same programs, and
+# figures@/evaluate@ are forced, and checked byte-identical through `git status`, by test_team.py's pulled clone.
+FORCED = {"upstream": ["download", "binarize", "judge", "train@vae_bce"], "downstream": ["inference", "quadrants", "report"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("half", list(FORCED))
+def test_forced_rerun_is_byte_identical(pipeline_copy: Path, half: str) -> None:
     def snapshot() -> dict[str, bytes]:
         files = [pipeline_copy / "dvc.lock", *sorted((pipeline_copy / "metrics").rglob("*.json")),
                  *sorted((pipeline_copy / "plots").rglob("*.csv"))]
         return {str(f.relative_to(pipeline_copy)): f.read_bytes() for f in files}
 
     before = snapshot()
-    # Every stage program is forced once: the shared stages, one model's training and the report. The other
-    # models run the same programs, and figures@/evaluate@ are forced, and checked byte-identical through
-    # `git status`, by test_team.py's pulled clone.
-    forced = ["download", "binarize", "judge", "train@vae_bce", "inference", "quadrants", "report"]
+    forced = FORCED[half]
     out = run(["dvc", "repro", "-f", "-s", *forced], pipeline_copy).stdout
     assert stages_run(out) == set(forced)
     after = snapshot()
@@ -94,18 +100,22 @@ def test_forced_rerun_is_byte_identical(pipeline_copy: Path) -> None:
     assert run(["git", "status", "--porcelain"], pipeline_copy).stdout == ""
 
 
-def test_a_new_models_entry_flows_through_without_editing_dvc_yaml(pipeline_copy: Path) -> None:
-    dvc_yaml = (pipeline_copy / "dvc.yaml").read_bytes()
-    set_params(pipeline_copy, models__vae_new={"kind": "vae", "likelihood": {"name": "gaussian", "sigma": 0.5},
-                                               "latent_dim": 2, "hidden": [64, 32, 16]})
-    out = run(["dvc", "repro"], pipeline_copy).stdout
-    # Only the new model's stages and the report run; the other models' stages are unchanged. (`inference`
-    # depends on the models/ folder as a whole: DVC cannot list a params-driven subset of folders as deps.)
-    assert stages_run(out) == {"train@vae_new", "figures@vae_new", "evaluate@vae_new", "inference", "report"}
-    assert (pipeline_copy / "dvc.yaml").read_bytes() == dvc_yaml
-    assert (pipeline_copy / "reports" / "figures" / "vae_new" / "prior_samples.png").is_file()
-    assert "reconstruction" in json.loads((pipeline_copy / "metrics" / "eval" / "vae_new.json").read_text())["mean"]
-    assert "VAE-NEW" in (pipeline_copy / "reports" / "report.md").read_text()
+def test_a_new_models_entry_flows_through_without_editing_dvc_yaml(tiny_pipeline: Path) -> None:
+    """The tiny pipeline's scratch copy has one `models:` entry that params.yaml lacks (conftest NEW_MODEL), added
+    before its `dvc repro`: the model is trained, drawn, evaluated and reported, and dvc.yaml is the project's."""
+    assert "vae_new" not in params_of(REPO)["models"] and params_of(tiny_pipeline)["models"]["vae_new"] == NEW_MODEL
+    assert (tiny_pipeline / "dvc.yaml").read_bytes() == (REPO / "dvc.yaml").read_bytes()
+    assert (tiny_pipeline / "reports" / "figures" / "vae_new" / "prior_samples.png").is_file()
+    assert "reconstruction" in json.loads((tiny_pipeline / "metrics" / "eval" / "vae_new.json").read_text())["mean"]
+    assert "VAE-NEW" in (tiny_pipeline / "reports" / "report.md").read_text()
+
+
+def test_another_new_entry_leaves_every_other_models_stages_up_to_date(pipeline_copy: Path) -> None:
+    set_params(pipeline_copy, models__vae_more={**NEW_MODEL, "beta": 2.0})
+    changed = {c.split(":")[-1] for c in json.loads(run(["dvc", "status", "--json"], pipeline_copy).stdout)}
+    # Its own stages, and the report (it reads the `models` params). `inference` follows once train@vae_more has
+    # written models/vae_more: it depends on the models/ folder as a whole (DVC cannot list a params-driven subset).
+    assert changed == {"train@vae_more", "figures@vae_more", "evaluate@vae_more", "report"}
 
 
 def test_a_model_change_reruns_only_that_model(pipeline_copy: Path) -> None:

@@ -15,8 +15,8 @@ from vaelab import quadrants as quad
 from vaelab.config import ConfigError, load_params
 from vaelab.data import IMAGE_SIDE, load_split
 
-from conftest import REPO, run
-from workdir import make_workdir, mlflow_runs
+from conftest import REPO
+from workdir import make_workdir
 
 TINY = {"hidden": [32], "latent_dim": 4, "baseline_epochs": 1, "epochs": 1, "batch_size": 64,
         "test_images": 50, "figure_examples": 4, "figure_samples": 2}
@@ -177,16 +177,14 @@ def test_bad_params_stop_the_stage_before_any_work(tmp_path: Path, mnist_root: P
     assert sorted(p.name for p in workdir.iterdir()) == before  # no mlflow.db, no outputs
 
 
-def test_the_stage_runs_end_to_end_on_tiny_params(tmp_path: Path, mnist_root: Path, empty_store: Path) -> None:
-    settings = {f"quadrants__{k}": v for k, v in {**TINY, "hidden": [64, 64], "samples": 100}.items()}
-    workdir = make_workdir(tmp_path / "w", mnist_root, empty_store, data__train_size=600, **settings)
+def test_the_stage_in_the_tiny_pipeline_scores_every_setting_and_records_its_run(tiny_pipeline: Path) -> None:
+    """The quadrants stage as `dvc repro` ran it in the shared tiny pipeline (quick params: 600 training images,
+    the first 50 test images, one epoch each)."""
+    from mlflow.tracking import MlflowClient
 
-    proc = run([str(Path(__import__("sys").executable)), str(REPO / "stages" / "quadrants.py")], workdir,
-               PYTHONPATH=str(REPO / "src"))
-
-    assert "quadrants done in" in proc.stderr
-    metrics = json.loads((workdir / "metrics" / "quadrants.json").read_text())
-    assert metrics["S"] == 100 and metrics["images"] == 50 and metrics["train_images"] == 600
+    metrics = json.loads((tiny_pipeline / "metrics" / "quadrants.json").read_text())
+    samples = load_params(tiny_pipeline / "params.yaml").quadrants["samples"]
+    assert metrics["S"] == samples >= 100 and metrics["images"] == 50 and metrics["train_images"] == 600
     for given in (1, 2, 3):
         m = metrics[f"given_{given}"]
         for key in ("baseline_nll", "cvae_nll", "cvae_nll_se", "cvae_neg_elbo"):
@@ -194,10 +192,11 @@ def test_the_stage_runs_end_to_end_on_tiny_params(tmp_path: Path, mnist_root: Pa
         assert m["missing_pixels"] == 784 - 196 * given
         assert m["cvae_neg_elbo"] >= m["cvae_nll"]
         assert metrics["anchor_pyro"][f"given_{given}"]["cvae_nll"] > 0
-        figure = workdir / "reports" / "figures" / "quadrants" / f"given{given}.png"
+        figure = tiny_pipeline / "reports" / "figures" / "quadrants" / f"given{given}.png"
         assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    (run_,) = [r for r in mlflow_runs(workdir) if r.info.run_name == "quadrants"]
+    client = MlflowClient(f"sqlite:///{tiny_pipeline / 'mlflow.db'}")
+    (run_,) = client.search_runs([client.get_experiment_by_name("vaelab").experiment_id], "attributes.run_name = 'quadrants'")
     assert run_.info.status == "FINISHED"
     assert run_.data.metrics["given_1.cvae_nll"] == pytest.approx(metrics["given_1"]["cvae_nll"])
-    assert run_.data.params["quadrants.samples"] == "100"
-    assert not list(workdir.glob(".quadrants-*"))  # the staging folder is gone
+    assert run_.data.params["quadrants.samples"] == str(samples)
+    assert not list(tiny_pipeline.glob(".quadrants-*"))  # the staging folder is gone

@@ -16,6 +16,8 @@ from vaelab.loop import TERMS
 from vaelab.models import load
 from workdir import epoch_steps, make_workdir, mlflow_runs, start_train, train
 
+pytestmark = pytest.mark.slow  # stage programs and servers: scheduled first (conftest)
+
 MODEL = "vae_bce"  # stochastic (sampled z): resuming must restore the RNG states too
 # 40 batches an epoch: long enough that a kill right after the first checkpoint lands mid-run.
 PARAMS = {"data__train_size": 2000, "train__epochs": 4, "train__batch_size": 50, "seeds": [1]}
@@ -23,7 +25,7 @@ OUTPUTS = (f"metrics/train/{MODEL}.json", f"plots/history/{MODEL}/seed1.csv", f"
 CHECKPOINT = Path("checkpoints") / MODEL / "seed1.pt"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # not "module": another module's test between these would end it
 def reference(tmp_path_factory: pytest.TempPathFactory, mnist_root: Path, empty_store: Path) -> Path:
     """An uninterrupted run with the same params."""
     workdir = make_workdir(tmp_path_factory.mktemp("reference"), mnist_root, empty_store, **PARAMS)

@@ -18,10 +18,12 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import subprocess_env
-from servers import POSTGRES_SH, TrackingServer, pg_rows
+from servers import POSTGRES_SH, TrackingServer, pg_rows, running_mlflow_server
 from test_team import queue_and_wait
 
 from vaelab.sweeps import points_from_exp_show
+
+pytestmark = pytest.mark.slow  # stage programs and servers: scheduled first (conftest)
 
 # What a team member's process does: nothing but MLflow's public API, the server taken from the environment.
 CLIENT = """
@@ -63,11 +65,16 @@ def run_client(server: TrackingServer, workdir: Path, note: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_runs_models_and_artifacts_go_to_postgres_and_the_artifact_folder(
-        mlflow_postgres_server: TrackingServer, postgres_url: str, tmp_path: Path) -> None:
+def test_runs_models_and_artifacts_go_to_postgres_and_the_artifact_folder(empty_postgres_url: str,
+                                                                          tmp_path: Path) -> None:
+    """On a new, empty database, as the README's team setup starts: the server creates MLflow's schema."""
+    with running_mlflow_server(empty_postgres_url, tmp_path) as server:
+        check_runs_models_and_artifacts(server, empty_postgres_url, tmp_path)
+
+
+def check_runs_models_and_artifacts(server: TrackingServer, postgres_url: str, tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
-    server = mlflow_postgres_server
     note = tmp_path / "hello.txt"
     note.write_bytes(b"written by a client that knows only the server's URL\n")
     made = run_client(server, tmp_path / "client", note)

@@ -7,6 +7,7 @@ the per-epoch resume checkpoint keeps every finished epoch, so the re-run loses 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,8 +18,11 @@ from typing import Iterator
 
 import pytest
 
-from conftest import BIN
+from conftest import subprocess_env
+from servers import SERVER_ENV, mlflow_server_cmd
 from workdir import epoch_steps, make_workdir, mlflow_runs, stage_env, start_train, train, train_cmd
+
+pytestmark = pytest.mark.slow  # stage programs and servers: scheduled first (conftest)
 
 
 def free_port() -> int:
@@ -73,10 +77,9 @@ class Server:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
-             "--artifacts-destination", str(self.folder / "artifacts")],
-            stdout=(self.folder / "server.log").open("a"), stderr=subprocess.STDOUT, start_new_session=True)
+            mlflow_server_cmd(f"sqlite:///{self.folder / 'mlflow.db'}", self.folder / "artifacts", self.port),
+            env=subprocess_env(**SERVER_ENV), stdout=(self.folder / "server.log").open("a"),
+            stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, (self.folder / "server.log").read_text()
@@ -94,9 +97,10 @@ class Server:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def server(tmp_path: Path, empty_store: Path) -> Iterator[Server]:
     folder = tmp_path / "server"
     folder.mkdir()
+    shutil.copy2(empty_store, folder / "mlflow.db")  # the server's store, schema made (conftest empty_store)
     srv = Server(folder)
     srv.start()
     yield srv
@@ -128,3 +132,32 @@ def test_server_dying_mid_run_fails_clearly_and_the_rerun_resumes(tmp_path: Path
     (run,) = mlflow_runs(workdir, uri=server.uri)
     assert run.info.status == "FINISHED"
     assert epoch_steps(run, uri=server.uri) == list(range(1, epochs + 1))
+
+
+def test_an_interrupt_never_cuts_a_tracking_call_in_half() -> None:
+    """SIGTERM inside a store call once left SQLite's write lock held, so the run could not be marked KILLED and
+    stayed RUNNING (a flaky resume test). The stage's handler holds it until the call is done; a second is not held."""
+    from vaelab import stage, tracking
+
+    def deliver() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # Python runs the handler between bytecodes: it has run by now
+
+    previous = signal.signal(signal.SIGTERM, stage._interrupt)
+    finished = []
+    try:
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            with tracking.recording("a write"):
+                deliver()
+                finished.append("the write")
+        assert finished == ["the write"]
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            with tracking.recording("a write that hangs"):
+                deliver()
+                deliver()  # a second signal: raised now
+                finished.append("the hung write")
+        assert finished == ["the write"]
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):  # and outside a call, at once
+            deliver()
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -16,7 +16,7 @@ import yaml
 
 from conftest import REPO, run, subprocess_env
 
-SMALL = {"device": "cpu", "data__train_size": 1000, "train__epochs": 2, "seeds": [1]}
+SMALL = {"device": "cpu", "data__train_size": 1000, "data__test_size": 1000, "train__epochs": 2, "seeds": [1]}
 
 
 def make_workdir(path: Path, mnist_root: Path, store: Path | None = None, **updates) -> Path:

@@ -20,6 +20,7 @@ import yaml
 
 
 MNIST_TRAIN_SIZE = 60_000
+MNIST_TEST_SIZE = 10_000
 # YAML 1.1 (PyYAML) reads `1e-3` as a string; DVC's YAML 1.2 reads it as a float. Accept both.
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
@@ -64,6 +65,8 @@ class DataConfig:
     mirrors: list[str] = field(default_factory=list)
     # None = all 60,000 training images; N = the first N (quick runs).
     train_size: int | None = field(default=None, metadata=_between(1, MNIST_TRAIN_SIZE))
+    # None = all 10,000 test images; N = the first N (quick runs: every test-set number is then on N images).
+    test_size: int | None = field(default=None, metadata=_between(1, MNIST_TEST_SIZE))
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ def load_split(root: str | Path, split: Literal["train", "test"], size: int | No
     """Load a split as in-memory tensors; ``size`` keeps the first N images."""
     n = SPLIT_SIZES[split]
     if size is not None and size > n:
-        raise DataError(f"data.train_size = {size}: the {split} split has only {n} images")
+        raise DataError(f"data.{split}_size = {size}: the {split} split has only {n} images")
     folder = raw_dir(root)
     images = _read_idx(folder / f"{_PREFIX[split]}-images-idx3-ubyte", _IMAGE_MAGIC, (n, IMAGE_SIDE, IMAGE_SIDE))
     labels = _read_idx(folder / f"{_PREFIX[split]}-labels-idx1-ubyte", _LABEL_MAGIC, (n,))

@@ -38,7 +38,11 @@ def expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+    from vaelab import tracking
+
+    name = signal.Signals(signum).name
+    if not tracking.hold_interrupt(name):  # held: raised once the tracking call in progress is done
+        raise KeyboardInterrupt(name)
 
 
 LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
@@ -89,10 +93,12 @@ def run_stage(name: str, work: Callable[[], T]) -> T:
     """Run a stage's work; on an expected failure log ``<stage>: error: ...`` and exit 1.
 
     SIGTERM (e.g. from DVC or a scheduler) is handled like Ctrl-C, so clean-up code runs and the
-    MLflow run is marked KILLED; finished epochs stay in checkpoints/ for the next run to resume.
+    MLflow run is marked KILLED; finished epochs stay in checkpoints/ for the next run to resume. Neither
+    interrupts a tracking call half-way (vaelab.tracking.hold_interrupt).
     """
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     start = time.perf_counter()
     try:
         result = work()

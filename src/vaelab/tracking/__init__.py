@@ -135,9 +135,29 @@ def ui_url(base: str, experiment: str) -> str:
     return f"{base.rstrip('/')}/#/experiments/{found.experiment_id}/runs?workflowType=machine_learning"
 
 
+# A SIGTERM or Ctrl-C raised inside a store call can leave its SQLite transaction open: the write lock is then
+# still held when the stage marks its run KILLED, which fails with "database is locked" and leaves the run
+# RUNNING (seen in the resume test). So while a call is in progress the stage's signal handler holds the
+# interrupt back (hold_interrupt), and it is raised as soon as the call is done. A second signal is not held.
+_calls_in_progress = 0
+_held_interrupt: list[str] = []
+
+
+def hold_interrupt(name: str) -> bool:
+    """For a signal handler: True if a tracking call is in progress and interrupt ``name`` is held until it ends
+    (then raised as KeyboardInterrupt); False if the handler should raise it now."""
+    if _calls_in_progress and not _held_interrupt:
+        _held_interrupt.append(name)
+        return True
+    return False
+
+
 @contextlib.contextmanager
 def recording(what: str) -> Iterator[None]:
-    """Turn any failure of the tracking store inside the block into one TrackingError naming the URI."""
+    """Turn any failure of the tracking store inside the block into one TrackingError naming the URI; an
+    interrupt that arrives meanwhile is raised when the block is done (see hold_interrupt)."""
+    global _calls_in_progress
+    _calls_in_progress += 1
     try:
         yield
     except TrackingError:
@@ -147,6 +167,10 @@ def recording(what: str) -> Iterator[None]:
             f"MLflow tracking at {tracking_uri()} failed while {what} ({type(err).__name__}: {err}); "
             "finished epochs are kept in checkpoints/: fix the store or server and re-run to resume"
         ) from err
+    finally:
+        _calls_in_progress -= 1
+        if not _calls_in_progress and _held_interrupt:
+            raise KeyboardInterrupt(_held_interrupt.pop())
 
 
 @contextlib.contextmanager
