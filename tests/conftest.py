@@ -253,9 +253,13 @@ def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     takes a few seconds; tests whose subject is not a fresh store start from a copy (tests/test_concurrency.py
     and the tiny pipeline still have MLflow create theirs)."""
     path = tmp_path_factory.mktemp("store") / "mlflow.db"
-    run([sys.executable, "-c", f"import mlflow; mlflow.MlflowClient('sqlite:///{path}').search_experiments()"],
-        path.parent)
+    create_mlflow_schema(f"sqlite:///{path}", path.parent)
     return path
+
+
+def create_mlflow_schema(uri: str, cwd: Path) -> None:
+    """Have MLflow's own SQL store create its schema at ``uri``, in a child process (no connection stays open)."""
+    run([sys.executable, "-c", "import sys, mlflow; mlflow.MlflowClient(sys.argv[1]).search_experiments()", uri], cwd)
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from conftest import REPO, subprocess_env
+from conftest import REPO, create_mlflow_schema, subprocess_env
 
 POSTGRES_SH = REPO / "scripts" / "postgres.sh"
 NOT_INSTALLED = 3  # postgres.sh's exit status when it finds no PostgreSQL binaries
@@ -205,8 +204,7 @@ def mlflow_schema_template(postgres_cluster: PostgresCluster) -> str:
     connection stays open: PostgreSQL copies a template only while nobody is connected to it)."""
     name = "mlflow_schema"
     pg_rows(postgres_cluster.database_url("postgres"), f"create database {name}")
-    subprocess.run([sys.executable, "-c", "import sys, mlflow; mlflow.MlflowClient(sys.argv[1]).search_experiments()",
-                    postgres_cluster.database_url(name)], env=subprocess_env(), capture_output=True, check=True)
+    create_mlflow_schema(postgres_cluster.database_url(name), postgres_cluster.dir)
     return name
 
 
