@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from vaelab.config import Params, load_params
-from vaelab.data import binarize, load_split
+from vaelab.data import load_split
+from vaelab.spaces import binarize
 from vaelab.stage import publish, run_stage, staging
 
 

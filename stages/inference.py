@@ -57,7 +57,7 @@ def study_model(params: Params, name: str, root: Path) -> tuple[dict, object]:
     model = models.load(root / "models" / name / f"seed{seed}" / "model.pt")
     lik = model.likelihood
     test = load_split(root / "data", "test")
-    x = test_images(model.cfg.data, test, load_binarized_test(root / "data"), seed)[:cfg.images]
+    x = test_images(model.space, test, load_binarized_test(root / "data"), seed)[:cfg.images]
     y = test.labels[:cfg.images] if model.conditional else None
     with torch.no_grad():
         q = model.encode(x, y)

@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import logging
+import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -31,12 +32,20 @@ from vaelab.config import MNIST_TRAIN_SIZE, Params, flatten, load_params
 from vaelab.data import load_split
 from vaelab.device import resolve_device
 from vaelab.files import md5_of_bytes, write_atomic
-from vaelab.loop import Epoch, fingerprint, fit, load_state
+from vaelab.loop import Epoch, fingerprint, fit_stacked, load_state
 from vaelab.stage import parallel_map, publish, run_stage, staging
 
 log = logging.getLogger("vaelab.train")
 MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 TRAIN_MFLOP_PER_IMAGE = 6.8  # the default MLP, forward and backward (benchmarks/speed.py): sizes the work
+
+
+def seed_groups(seeds: list[int], device: torch.device) -> list[list[int]]:
+    """How a model's seeds are split into stacked groups, one group per worker: all in one on CUDA; on the
+    CPU one group per core (each worker single-threaded), the seeds dealt out in order."""
+    workers = 1 if device.type == "cuda" else max(1, min(len(seeds), os.cpu_count() or 1))
+    size = -(-len(seeds) // workers)
+    return [seeds[i:i + size] for i in range(0, len(seeds), size)]
 
 
 def history_csv(history: list[Epoch]) -> str:
@@ -48,41 +57,54 @@ def history_csv(history: list[Epoch]) -> str:
     return buf.getvalue()
 
 
-def train_seed(params: Params, name: str, seed: int, root: Path, experiment_id: str) -> dict:
-    """Train one seed, record it in its own MLflow run; return the checkpoint bytes and history."""
+def train_group(params: Params, name: str, seeds: list[int], root: Path, experiment_id: str) -> list[dict]:
+    """Train ``seeds`` side by side as one stacked model, each seed recorded in its own MLflow run; return
+    each seed's checkpoint bytes and history."""
     spec = models.spec_of(params, name)
     device = resolve_device(params.device)
     train = load_split(root / "data", "train", params.data.train_size)
     test = load_split(root / "data", "test", params.data.test_size)
-    settings = {"model": spec.as_dict(), "train": asdict(params.train), "seed": seed,
+    settings = {"model": spec.as_dict(), "train": asdict(params.train), "seeds": seeds,
                 "train_size": params.data.train_size, "test_size": params.data.test_size}
-    state_path = root / "checkpoints" / name / f"seed{seed}.pt"
+    state_path = root / "checkpoints" / name / ("seed" + "-".join(map(str, seeds)) + ".pt")
     state_fp = fingerprint(settings, data=train.images)
     resume = load_state(state_path, state_fp)
-    model = models.build(spec, seed=seed)
-    run_id = resume["extra"].get("run_id") if resume else None
-    tags = {**tracking.run_tags(name, f"train@{name}"), "seed": str(seed)}
-    with tracking.tracked_run(f"{name}/seed{seed}", experiment_id, run_id, tags) as run:
-        rid = run.info.run_id
-        if rid != run_id:  # a new run
-            tracking.log_params(rid, {**flatten(settings), "device": str(device)})
-            size = len(train.images)
-            # The source is the official archive (data/MNIST/raw holds it, MD5-verified); the digest is of the pixels.
-            tracking.log_dataset(rid, train.images, f"mnist-train[:{size}]", f"{MNIST_URL}train-images-idx3-ubyte.gz",
-                                 "training")
-            test_name = "mnist-test" if params.data.test_size is None else f"mnist-test[:{len(test.images)}]"
-            tracking.log_dataset(rid, test.images, test_name, f"{MNIST_URL}t10k-images-idx3-ubyte.gz", "testing")
-        done = tracking.logged_steps(rid, "test_loss")  # epochs an interrupted process finished but did not log
-        for epoch in resume["history"] if resume else []:
-            if epoch["epoch"] not in done:
-                tracking.log_metrics(rid, Epoch(**epoch).flat(), epoch["epoch"])
-        history = fit(model, train, test, params.train, seed=seed, name=f"{name}/seed{seed}", device=device,
-                      state_path=state_path, state_fingerprint=state_fp, resume=resume, extra={"run_id": rid},
-                      on_epoch=lambda e: tracking.log_metrics(rid, e.flat(), e.epoch))
-        checkpoint = models.checkpoint_bytes(model)
-        tracking.set_tags(rid, {"vaelab.checkpoint_md5": md5_of_bytes(checkpoint)})
-    return {"seed": seed, "checkpoint": checkpoint, "history": [asdict(e) for e in history], "run_id": rid,
-            "state_path": str(state_path)}
+    singles = [models.build(spec, seed=seed) for seed in seeds]
+    model = singles[0] if len(seeds) == 1 else models.stack(singles)
+    old_ids = resume["extra"].get("run_ids") if resume else [None] * len(seeds)
+    tags = [{**tracking.run_tags(name, f"train@{name}"), "seed": str(seed)} for seed in seeds]
+    with tracking.tracked_runs([f"{name}/seed{seed}" for seed in seeds], experiment_id, old_ids, tags) as run_ids:
+        for seed, rid, old in zip(seeds, run_ids, old_ids):
+            if rid != old:  # a new run
+                tracking.log_params(rid, {**flatten({**settings, "seeds": None, "seed": seed}), "device": str(device)})
+                size = len(train.images)
+                # The source is the official archive (data/MNIST/raw holds it, MD5-verified); the digest is of the pixels.
+                tracking.log_dataset(rid, train.images, f"mnist-train[:{size}]", f"{MNIST_URL}train-images-idx3-ubyte.gz",
+                                     "training")
+                test_name = "mnist-test" if params.data.test_size is None else f"mnist-test[:{len(test.images)}]"
+                tracking.log_dataset(rid, test.images, test_name, f"{MNIST_URL}t10k-images-idx3-ubyte.gz", "testing")
+        for i, rid in enumerate(run_ids):  # epochs an interrupted process finished but did not log
+            done = tracking.logged_steps(rid, "test_loss")
+            for epoch in resume["history"][i] if resume else []:
+                if epoch["epoch"] not in done:
+                    tracking.log_metrics(rid, Epoch(**epoch).flat(), epoch["epoch"])
+
+        def record(epochs: list[Epoch]) -> None:
+            for rid, e in zip(run_ids, epochs):
+                tracking.log_metrics(rid, e.flat(), e.epoch)
+
+        histories = fit_stacked(model, train, test, params.train, seeds=seeds, view=model.space.train_view,
+                                name=f"{name}/seed{'-'.join(map(str, seeds))}", device=device, state_path=state_path,
+                                state_fingerprint=state_fp, resume=resume, extra={"run_ids": run_ids},
+                                on_epoch=record)
+        trained = [model] if len(seeds) == 1 else models.unstack(model)
+        results = []
+        for seed, rid, single, history in zip(seeds, run_ids, trained, histories):
+            checkpoint = models.checkpoint_bytes(single.eval())
+            tracking.set_tags(rid, {"vaelab.checkpoint_md5": md5_of_bytes(checkpoint)})
+            results.append({"seed": seed, "checkpoint": checkpoint, "history": [asdict(e) for e in history],
+                            "run_id": rid, "state_path": str(state_path)})
+    return results
 
 
 def train_model(params: Params, name: str, root: Path = Path(".")) -> list[dict]:
@@ -95,11 +117,11 @@ def train_model(params: Params, name: str, root: Path = Path(".")) -> list[dict]
     for old in (f"models/{name}", f"plots/history/{name}", f"metrics/train/{name}.json"):
         path = root / old
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    # On the CPU one single-thread worker per seed (vaelab.stage.parallel_map); on CUDA one after another.
-    calls = [(params, name, s, root, experiment_id) for s in params.seeds]
+    groups = seed_groups(params.seeds, device)
+    calls = [(params, name, g, root, experiment_id) for g in groups]
     images = params.train.epochs * (params.data.train_size or MNIST_TRAIN_SIZE)
-    gflop = images * TRAIN_MFLOP_PER_IMAGE / 1e3
-    results = [train_seed(*c) for c in calls] if device.type == "cuda" else parallel_map(train_seed, calls, gflop)
+    gflop = images * TRAIN_MFLOP_PER_IMAGE / 1e3 * max(len(g) for g in groups)
+    results = [r for group in parallel_map(train_group, calls, gflop) for r in group]
     with staging(root, "train") as staged:
         final = {}
         for r in results:

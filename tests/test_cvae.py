@@ -72,8 +72,9 @@ def drawing_model() -> models.LatentModel:
             p.zero_()
         last.bias.fill_(-10.0)
         for k in range(NUM_CLASSES):
-            first.weight[k, model.cfg.latent_dim + k] = 1.0            # hidden unit k <- one-hot k
-            last.weight[k * block:(k + 1) * block, k] = 20.0            # block k <- hidden unit k
+            # weights are [seed, in, out] (vaelab.models.layers)
+            first.weight[0, model.cfg.latent_dim + k, k] = 1.0            # hidden unit k <- one-hot k
+            last.weight[0, k, k * block:(k + 1) * block] = 20.0            # block k <- hidden unit k
     return model
 
 

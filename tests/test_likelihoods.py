@@ -11,7 +11,7 @@ from torch import distributions as D
 
 from vaelab import likelihoods
 from vaelab.config import ConfigError
-from vaelab.data import dequantize
+from vaelab.spaces import dequantize
 
 
 

@@ -11,7 +11,7 @@ import torch
 
 from vaelab import likelihoods, models
 from vaelab.config import ConfigError, FiguresConfig
-from vaelab.data import INPUT_DIM, Split, load_split, view
+from vaelab.data import INPUT_DIM, Split, load_split
 from vaelab.viz.model_figures import expected_kinds, model_figures, save_figures
 
 SMALL = {"latent_dim": 2, "hidden": [32, 16, 8]}
@@ -52,7 +52,7 @@ def test_same_seed_same_weights_and_checkpoint_bytes(model: models.LatentModel) 
 
 
 def test_loss_terms(model: models.LatentModel, split: Split) -> None:
-    x = view(model.cfg.data, split.images[:64], torch.Generator().manual_seed(0))
+    x = model.space.train_view(split.images[:64], torch.Generator().manual_seed(0))
     out = model.loss(x, split.labels[:64])
     assert set(out) >= {"loss", "recon", "kl"} and all(v.dim() == 0 and torch.isfinite(v) for v in out.values())
     beta = getattr(model.cfg, "beta", 1.0)

@@ -75,33 +75,6 @@ def batches(n: int, batch_size: int, generator: torch.Generator | None = None) -
     yield from order.split(batch_size)
 
 
-def dequantize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Uniform dequantisation x̃ = (k + u) / 256 of grey pixels x = k / 255, u ~ U(0, 1) (Theis, van den
-    Oord & Bethge 2016, sec. 3.1): a density on x̃ then bounds the discrete 8-bit likelihood, and x̃ lies
-    strictly inside (0, 1), so densities with log x or log(1 − x) terms (Beta) stay finite."""
-    k = torch.round(x * 255)
-    u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    # rand() can return 0, and (255 + u)/256 rounds to exactly 1.0 in float32 once u > 1 − 2⁻¹⁶: keep u in
-    # [2⁻¹⁶, 1 − 2⁻¹⁶], so x̃ is strictly inside (0, 1) in float32 (a change of the noise on 3e-5 of its range).
-    return (k + u.clamp(min=2.0 ** -16, max=1 - 2.0 ** -16)) / 256
-
-
-def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Dynamic binarisation (Salakhutdinov & Murray 2008): each pixel ~ Bernoulli(grey value)."""
-    return torch.bernoulli(x, generator=generator)
-
-
-def view(space: str, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Grey pixels as a model of data space ``space`` sees them: unchanged, dequantised or binarised."""
-    if space == "grey":
-        return x
-    if space == "dequantized":
-        return dequantize(x, generator)
-    if space == "binarized":
-        return binarize(x, generator)
-    raise ValueError(f"unknown data space {space!r}: expected grey, dequantized or binarized")
-
-
 def load_binarized_test(root: str | Path) -> torch.Tensor:
     """The fixed binarisation of the test set written by the `binarize` stage, as float 0/1 [10000, 784]."""
     path = Path(root) / "binarized" / "test.npy"

@@ -12,6 +12,8 @@ import math
 
 import torch
 
+from vaelab import streams
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -25,13 +27,14 @@ class DiagonalGaussian:
     def std(self) -> torch.Tensor:
         return (0.5 * self.logvar).exp()
 
-    def rsample(self, k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    def rsample(self, k: int | None = None, generator: streams.Source = None) -> torch.Tensor:
         """z = mean + std * eps, eps ~ N(0, I) (Kingma & Welling 2014, eq. 10): gradients flow through.
 
-        ``k`` draws per row give [B, k, d]; without it, one draw [B, d].
+        ``k`` draws per row give [B, k, d]; without it, one draw of the mean's shape ([B, d], or [S, B, d]
+        for stacked seeds, each seed drawing from its own stream of ``generator``).
         """
         shape = self.mean.shape if k is None else (self.mean.shape[0], k, self.mean.shape[1])
-        eps = torch.randn(shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+        eps = streams.normal(shape, generator, self.mean)
         mean, std = (self.mean, self.std) if k is None else (self.mean[:, None], self.std[:, None])
         return mean + std * eps
 
@@ -52,11 +55,11 @@ class PointMass:
     def __init__(self, z: torch.Tensor):
         self.mean = z
 
-    def rsample(self, k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    def rsample(self, k: int | None = None, generator: streams.Source = None) -> torch.Tensor:
         return self.mean if k is None else self.mean[:, None].expand(-1, k, -1)
 
     def kl(self) -> torch.Tensor:
-        return torch.zeros(self.mean.shape[0], device=self.mean.device, dtype=self.mean.dtype)
+        return torch.zeros(self.mean.shape[:-1], device=self.mean.device, dtype=self.mean.dtype)
 
 
 def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vaelab.config import ConfigError, from_dict
+from vaelab.stacking import per_seed
 
 LOG_2PI = math.log(2 * math.pi)
 # Logits |l| below this use the Taylor series of the continuous Bernoulli's normaliser and mean: their closed
@@ -55,9 +56,10 @@ class Likelihood(nn.Module):
     class Config:
         pass
 
-    def __init__(self, cfg=None):
+    def __init__(self, cfg=None, stack: int = 1):
         super().__init__()
         self.cfg = cfg if cfg is not None else self.Config()
+        self.stack = stack  # seeds side by side: a learned parameter or a buffer is [stack]
 
     def log_prob(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -69,8 +71,8 @@ class Likelihood(nn.Module):
     def mean(self, out: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def diagnostics(self) -> dict[str, float]:
-        """Numbers worth following per epoch (e.g. a learned σ)."""
+    def diagnostics(self) -> dict[str, torch.Tensor]:
+        """Numbers worth following per epoch (e.g. a learned σ), one value per seed (read once per epoch)."""
         return {}
 
 
@@ -79,17 +81,18 @@ class _GaussianBase(Likelihood):
     −log p = Σ_d [(x_d − μ_d)² / (2σ²) + log σ + ½ log 2π] (Rybkin et al. 2021, eq. 2), summed, never averaged."""
 
     def log_sigma(self, mean: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log σ per seed ([stack], or 0-d when fixed); ``mean`` and ``x`` are None outside training."""
         raise NotImplementedError
 
     def log_prob(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         mean = torch.sigmoid(out)
-        log_sigma = self.log_sigma(mean, x)
+        log_sigma = per_seed(self.log_sigma(mean, x), mean)
         return -(0.5 * (x - mean).pow(2) * torch.exp(-2 * log_sigma) + log_sigma + 0.5 * LOG_2PI).sum(-1)
 
     def log_prob_pairs(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         # −|x − m|²/(2σ²) = (x·m − ½|m|² − ½|x|²)/σ²: one matrix product for all pairs.
         mean = torch.sigmoid(out)
-        log_sigma = self.log_sigma(None, None)
+        log_sigma = self.log_sigma(None, None).reshape(())  # one seed: evaluation
         d = x.shape[-1]
         quad = x @ mean.T - 0.5 * mean.pow(2).sum(-1) - 0.5 * x.pow(2).sum(-1, keepdim=True)
         return quad * torch.exp(-2 * log_sigma) - d * (log_sigma + 0.5 * LOG_2PI)
@@ -97,8 +100,8 @@ class _GaussianBase(Likelihood):
     def mean(self, out: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(out)
 
-    def diagnostics(self) -> dict[str, float]:
-        return {"sigma": float(self.log_sigma(None, None).exp())}
+    def diagnostics(self) -> dict[str, torch.Tensor]:
+        return {"sigma": self.log_sigma(None, None).detach().exp().expand(self.stack)}
 
 
 class Gaussian(_GaussianBase):
@@ -124,9 +127,9 @@ class GaussianLearned(_GaussianBase):
     class Config:
         min_log_sigma: float = -6.0   # soft lower clip of log σ
 
-    def __init__(self, cfg=None):
-        super().__init__(cfg)
-        self.raw_log_sigma = nn.Parameter(torch.zeros(()))
+    def __init__(self, cfg=None, stack: int = 1):
+        super().__init__(cfg, stack)
+        self.raw_log_sigma = nn.Parameter(torch.zeros(stack))
 
     def log_sigma(self, mean, x) -> torch.Tensor:
         return soft_clip_min(self.raw_log_sigma, self.cfg.min_log_sigma)
@@ -144,15 +147,17 @@ class GaussianOptimal(_GaussianBase):
         min_log_sigma: float = -6.0
         momentum: float = field(default=0.01, metadata={"check": (lambda v: 0 < v <= 1), "expect": "in (0, 1]"})
 
-    def __init__(self, cfg=None):
-        super().__init__(cfg)
-        self.register_buffer("running_log_sigma", torch.zeros(()))
+    def __init__(self, cfg=None, stack: int = 1):
+        super().__init__(cfg, stack)
+        self.register_buffer("running_log_sigma", torch.zeros(stack))
 
     def log_sigma(self, mean, x) -> torch.Tensor:
         if not self.training or mean is None:
             return self.running_log_sigma
         # Detached: at the optimum ∂ log p / ∂σ = 0, so the gradient through σ* is zero anyway.
-        optimal = soft_clip_min(0.5 * (x - mean).pow(2).mean().detach().log(), self.cfg.min_log_sigma)
+        # Each seed's own batch: [S, B, 784] -> [S]; one seed [B, 784] -> a 0-d tensor.
+        per_batch = (x - mean).pow(2).mean(dim=(-2, -1)) if self.stack > 1 else (x - mean).pow(2).mean()
+        optimal = soft_clip_min(0.5 * per_batch.detach().log(), self.cfg.min_log_sigma)
         with torch.no_grad():
             self.running_log_sigma.lerp_(optimal, self.cfg.momentum)
         return optimal
@@ -254,7 +259,7 @@ LIKELIHOODS: dict[str, type[Likelihood]] = {cls.name: cls for cls in (
     Gaussian, GaussianLearned, GaussianOptimal, ContinuousBernoulli, Beta, Bernoulli)}
 
 
-def build(spec: dict, path: str = "likelihood") -> Likelihood:
+def build(spec: dict, path: str = "likelihood", stack: int = 1) -> Likelihood:
     """The likelihood a params.yaml mapping describes, e.g. ``{name: gaussian, sigma: 1.0}``."""
     if not isinstance(spec, dict):
         raise ConfigError(f"{path} = {spec!r}: expected a mapping with a `name`, e.g. {{name: bernoulli}}")
@@ -263,7 +268,7 @@ def build(spec: dict, path: str = "likelihood") -> Likelihood:
     if name not in LIKELIHOODS:
         raise ConfigError(f"{path}.name = {name!r}: expected one of {sorted(LIKELIHOODS)}")
     cls = LIKELIHOODS[name]
-    return cls(from_dict(cls.Config, spec, path))
+    return cls(from_dict(cls.Config, spec, path), stack)
 
 
 def bits_per_dim(nll_nats: float, dims: int = 784) -> float:

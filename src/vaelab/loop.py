@@ -1,15 +1,27 @@
-"""The one training loop every model shares, with per-epoch resumable checkpoints.
+"""The one training loop: every network the study trains goes through :func:`fit_stacked` (the registered
+models, the judge and the quadrant networks), so resume, bit-identical re-runs, the NaN check and the
+once-per-epoch host reads hold for all of them.
 
-Batches carry images and labels ``(x, y)``: a conditional model uses y, the others ignore it, and the
-loop never asks which. Each batch is shown to the model in its data space (grey, dequantised or
-binarised; :func:`vaelab.data.view`). Loss terms are accumulated on the model's device and read once
-per epoch: no host synchronisation per step, so a CUDA run is not throttled by the CPU.
+**Seeds side by side.** A model's S seeds train as one stacked model (:mod:`vaelab.models.layers`): batches
+are ``[S, B, ...]``, seed s's batch drawn by its own shuffle, its noise from its own stream
+(:mod:`vaelab.streams`), and its Adam state is its own slice of the stacked parameters' state. The loss
+minimised is the sum of the seeds' batch-mean losses, whose gradient with respect to seed s's weights is
+exactly the gradient of seed s's own loss. With one seed batches have no seed axis (``[B, ...]``).
 
-At the end of each epoch the loop writes (atomically) the model, optimizer and RNG states, the
-history so far and a fingerprint of the params and data. Started again with the same fingerprint it
-resumes from the last complete epoch and ends bit-identical (on CPU) to an uninterrupted run; a
-checkpoint with another fingerprint is set aside, never resumed from. Tracking is not done here:
-the caller gets each finished epoch through ``on_epoch``.
+**The network's protocol.** ``net.loss(*batch, noise=...)`` returns a dict of loss terms, ``"loss"`` first,
+each one value per seed (a 0-d tensor for one seed); ``net.test_terms`` (if it has one) is what the test set
+is scored by each epoch (else ``net.loss``); ``net.diagnostics()`` (if any) gives per-seed numbers worth
+following. The first element of a batch is the images, shown to the model through ``view`` (its data space's
+training view: :mod:`vaelab.spaces`); the test images get one fixed draw of that view per seed.
+
+**No host synchronisation per step.** Indices, images and noise live on the model's device; loss terms are
+summed there and read once per epoch, so a CUDA run is not throttled by the CPU.
+
+**Resumable.** At the end of each epoch the loop writes (atomically) the network, optimizer and RNG states,
+the history so far and a fingerprint of the params and data. Started again with the same fingerprint it
+resumes from the last complete epoch and ends bit-identical (on the same machine) to an uninterrupted run;
+a checkpoint with another fingerprint is set aside, never resumed from. Tracking is not done here: the
+caller gets each finished epoch through ``on_epoch``.
 """
 
 from __future__ import annotations
@@ -21,26 +33,31 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
+from torch import nn
 
 from vaelab.checkpoints import save_bytes
-from vaelab.config import TrainConfig
-from vaelab.data import batches, view
-from vaelab.models.base import LatentModel
+from vaelab.errors import NonFiniteLossError
+from vaelab.optim import make_adam
+from vaelab.streams import Source, Streams
 
 log = logging.getLogger(__name__)
-TERMS = ("loss", "recon", "kl")
+TERMS = ("loss", "recon", "kl")  # the registered models' loss terms (a history's columns)
+View = Callable[[torch.Tensor, Source], torch.Tensor]
 
 
-from vaelab.errors import NonFiniteLossError  # noqa: E402  (re-exported)
+class Schedule(Protocol):
+    epochs: int
+    batch_size: int
+    lr: float
 
 
 @dataclass(frozen=True)
 class Epoch:
-    """Mean loss terms of one epoch: ``train`` over its batches, ``test`` over the whole test set, and the
-    model's own diagnostics at the end of the epoch (e.g. a learned decoder σ)."""
+    """Mean loss terms of one epoch of one seed: ``train`` over its batches, ``test`` over the whole test set,
+    and the network's own diagnostics at the end of the epoch (e.g. a learned decoder σ)."""
 
     epoch: int
     train: dict[str, float]
@@ -58,25 +75,6 @@ def fingerprint(*parts: Any, data: torch.Tensor | None = None) -> str:
     if data is not None:
         digest.update(data.cpu().numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-def _mean_terms(sums: torch.Tensor, n: int) -> dict[str, float]:
-    return dict(zip(TERMS, (sums / n).tolist()))  # the one host read of the epoch
-
-
-@torch.no_grad()
-def evaluate_loss(model: LatentModel, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> dict[str, float]:
-    """Loss terms averaged over all images of ``x``, and ``mse``: the summed squared error of the decoded
-    posterior mean, the one reconstruction error every model shares (model left in train mode afterwards)."""
-    model.eval()
-    sums = torch.zeros(len(TERMS) + 1, device=x.device)
-    for idx in batches(len(x), batch_size):
-        xb, yb = x[idx], y[idx]
-        out = model.loss(xb, yb)
-        mse = (model.mean_image(model.encode(xb, yb).mean, yb) - xb).pow(2).sum(-1).mean()
-        sums += torch.stack([*(out[k] for k in TERMS), mse]) * len(idx)
-    model.train()
-    return dict(zip((*TERMS, "mse"), (sums / len(x)).tolist()))
 
 
 def load_state(path: Path, fingerprint: str) -> dict | None:
@@ -99,71 +97,147 @@ def load_state(path: Path, fingerprint: str) -> dict | None:
     return state
 
 
-def fit(
-    model: LatentModel,
-    train: tuple[torch.Tensor, torch.Tensor],
-    test: tuple[torch.Tensor, torch.Tensor],
-    cfg: TrainConfig,
+def _rows(t: torch.Tensor, index: torch.Tensor | slice, stacked: bool) -> torch.Tensor:
+    """Rows of ``t`` along its image axis (axis 1 when it carries a seed axis)."""
+    return t[:, index] if stacked else t[index]
+
+
+def _per_seed(terms: dict[str, torch.Tensor], s: int) -> torch.Tensor:
+    """[T, S]: the terms of one step, one column per seed."""
+    return torch.stack([v.detach().reshape(-1).expand(s) for v in terms.values()])
+
+
+@torch.no_grad()
+def _score(net: nn.Module, batch: tuple[torch.Tensor, ...], batch_size: int, noise: Source,
+           stacked: bool) -> tuple[list[str], torch.Tensor]:
+    """Term names and [T, S] means of ``net.test_terms`` (or ``net.loss``) over every image of ``batch``
+    (the network left in train mode afterwards)."""
+    terms_of = getattr(net, "test_terms", net.loss)
+    net.eval()
+    n = batch[0].shape[1 if stacked else 0]
+    s = batch[0].shape[0] if stacked else 1
+    keys, sums = None, None
+    for start in range(0, n, batch_size):
+        rows = slice(start, start + batch_size)
+        out = terms_of(*(_rows(t, rows, stacked) for t in batch), noise=noise)
+        keys = keys or list(out)
+        step = _per_seed(out, s) * min(batch_size, n - start)
+        sums = step if sums is None else sums + step
+    net.train()
+    return keys, sums / n
+
+
+def evaluate_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                  noise: Source = None) -> dict[str, float]:
+    """One (unstacked) model's test terms averaged over all images of ``x`` (``loss``, ``recon``, ``kl`` and
+    ``mse`` for a registered model)."""
+    keys, means = _score(model, (x, y), batch_size, noise, stacked=False)
+    return dict(zip(keys, means[:, 0].tolist()))
+
+
+def fit(net: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Tensor] | None, cfg: Schedule, *,
+        seed: int, **kwargs: Any) -> list[Epoch]:
+    """:func:`fit_stacked` for one seed; returns its history."""
+    return fit_stacked(net, train, test, cfg, seeds=[seed], **kwargs)[0]
+
+
+def fit_stacked(
+    net: nn.Module,
+    train: Sequence[torch.Tensor],
+    test: Sequence[torch.Tensor] | None,
+    cfg: Schedule,
     *,
-    seed: int,
+    seeds: Sequence[int],
+    view: View | None = None,
+    params: list[nn.Parameter] | None = None,
+    lr_at: Callable[[int], float] | None = None,
     name: str = "model",
     device: torch.device = torch.device("cpu"),
     state_path: Path | None = None,
     state_fingerprint: str = "",
     resume: dict | None = None,
     extra: dict | None = None,
-    on_epoch: Callable[[Epoch], None] | None = None,
-) -> list[Epoch]:
-    """Train ``model`` for ``cfg.epochs`` epochs of Adam on ``train = (images, labels)``; return the history.
+    on_epoch: Callable[[list[Epoch]], None] | None = None,
+) -> list[list[Epoch]]:
+    """Train ``net`` (S = len(seeds) seeds side by side) for ``cfg.epochs`` epochs of Adam on ``train``, a
+    tuple of tensors with one row per example (images first); return each seed's history.
 
-    ``resume`` (from :func:`load_state`) continues a previous run; ``extra`` is stored in every
-    checkpoint (e.g. the tracking run id) so a resumed run can find it again.
+    ``test`` (same layout) is scored at the end of each epoch; ``view`` shows images in the model's data space
+    (a registered model's ``space.train_view``); ``params`` restricts what is trained (default: everything
+    that requires a gradient); ``lr_at(epoch)`` sets the learning rate per epoch (default ``cfg.lr``).
+    ``resume`` (from :func:`load_state`) continues a previous run; ``extra`` is stored in every checkpoint
+    (e.g. the tracking run ids) so a resumed run can find it again.
     """
-    torch.manual_seed(seed)
-    shuffle = torch.Generator().manual_seed(seed)
-    model.to(device).train()
-    space = model.cfg.data
-    train_x, train_y = (t.to(device) for t in train)
-    # The test set is seen in the model's data space once, with a fixed draw: epochs stay comparable.
-    test_gen = torch.Generator(device).manual_seed(seed)
-    test_x, test_y = view(space, test[0].to(device), test_gen), test[1].to(device)
-    # fused: one kernel updates all parameters (measured 1.4x faster training steps on the 2-core CPU than
-    # the per-tensor default; benchmarks/speed.py). Deterministic on CPU like the default.
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
-    history: list[Epoch] = []
+    seeds = [int(s) for s in seeds]
+    s, stacked = len(seeds), len(seeds) > 1
+    if getattr(net, "stack", 1) != s:
+        raise ValueError(f"{name}: the network holds {getattr(net, 'stack', 1)} seeds, but {s} were given")
+    net.to(device).train()
+    data = [t.to(device) for t in train]
+    n = len(data[0])
+    shuffles = [torch.Generator().manual_seed(seed) for seed in seeds]
+    noise = Streams(seeds, device)
+    view = view or (lambda x, source: x)
+    scored = None
+    if test is not None:
+        # The test images are seen in the model's data space once per seed, with a fixed draw: epochs compare.
+        x, *rest = (t.to(device) for t in test)
+        expand = (lambda t: t.expand(s, *t.shape)) if stacked else (lambda t: t)
+        scored = (view(expand(x), Streams(seeds, device)), *(expand(t) for t in rest))
+    trained = params if params is not None else [p for p in net.parameters() if p.requires_grad]
+    opt = make_adam(trained, cfg.lr)
+    history: list[list[Epoch]] = [[] for _ in seeds]
     if resume is not None:
-        model.load_state_dict(resume["model"])
+        net.load_state_dict(resume["model"])
         opt.load_state_dict(resume["optimizer"])
-        torch.set_rng_state(resume["torch_rng"])
-        shuffle.set_state(resume["shuffle_rng"])
-        history = [Epoch(**e) for e in resume["history"]]
-        log.info("%s: resuming after epoch %d of %d", name, len(history), cfg.epochs)
+        for g, state in zip(shuffles, resume["shuffle_rng"], strict=True):
+            g.set_state(state)
+        noise.set_state(resume["noise_rng"])
+        history = [[Epoch(**e) for e in h] for h in resume["history"]]
+        log.info("%s: resuming after epoch %d of %d", name, len(history[0]), cfg.epochs)
 
-    for epoch in range(len(history) + 1, cfg.epochs + 1):
-        sums, seen = torch.zeros(len(TERMS), device=device), 0
-        for idx in batches(len(train_x), cfg.batch_size, shuffle):
-            idx = idx.to(device)
-            out = model.loss(view(space, train_x[idx]), train_y[idx])
+    for epoch in range(len(history[0]) + 1, cfg.epochs + 1):
+        if lr_at is not None:
+            for group in opt.param_groups:
+                group["lr"] = lr_at(epoch)
+        # One shuffle per seed, moved to the device once per epoch (no host-to-device copy per step).
+        order = torch.stack([torch.randperm(n, generator=g) for g in shuffles]).to(device)
+        order = order if stacked else order[0]
+        keys, sums = None, None
+        for start in range(0, n, cfg.batch_size):
+            idx = _rows(order, slice(start, start + cfg.batch_size), stacked)
+            images, *rest = (t[idx] for t in data)
+            out = net.loss(view(images, noise), *rest, noise=noise)
             opt.zero_grad(set_to_none=True)
-            out["loss"].backward()
+            out["loss"].sum().backward()
             opt.step()
-            seen += len(idx)
-            sums += torch.stack([out[k].detach() for k in TERMS]) * len(idx)
-        train_terms = _mean_terms(sums, seen)
-        result = Epoch(epoch, train_terms, evaluate_loss(model, test_x, test_y, cfg.batch_size), model.diagnostics())
-        if not all(math.isfinite(v) for v in result.flat().values()):
-            raise NonFiniteLossError(f"{name}: non-finite losses {result.flat()} at epoch {epoch}; "
-                                     f"lower train.lr (now {cfg.lr}) or check the data")
-        history.append(result)
-        log.info("%s epoch %d/%d: train loss %.3f, test loss %.3f", name, epoch, cfg.epochs,
-                 result.train["loss"], result.test["loss"])
+            keys = keys or list(out)
+            step = _per_seed(out, s) * idx.shape[-1]
+            sums = step if sums is None else sums + step
+        train_terms = (sums / n).tolist()  # the one host read of the epoch's training terms
+        test_keys, test_terms = _score(net, scored, cfg.batch_size, noise, stacked) if scored else ([], None)
+        test_terms = test_terms.tolist() if test_terms is not None else [[] for _ in keys]
+        diagnostics = {k: v.reshape(-1).expand(s).tolist()
+                       for k, v in (net.diagnostics() if hasattr(net, "diagnostics") else {}).items()}
+        results = [Epoch(epoch, {k: train_terms[j][i] for j, k in enumerate(keys)},
+                         {k: test_terms[j][i] for j, k in enumerate(test_keys)},
+                         {k: v[i] for k, v in diagnostics.items()}) for i in range(s)]
+        for seed, result in zip(seeds, results):
+            if not all(math.isfinite(v) for v in result.flat().values()):
+                raise NonFiniteLossError(f"{name} (seed {seed}): non-finite losses {result.flat()} at epoch {epoch}; "
+                                         f"lower the learning rate (now {cfg.lr}) or check the data")
+        for h, result in zip(history, results):
+            h.append(result)
+        log.info("%s epoch %d/%d: train loss %s, test loss %s", name, epoch, cfg.epochs,
+                 " ".join(f"{r.train['loss']:.3f}" for r in results),
+                 " ".join(f"{r.test['loss']:.3f}" for r in results if "loss" in r.test) or "-")
         if state_path is not None:
             save_bytes({
-                "fingerprint": state_fingerprint, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "torch_rng": torch.get_rng_state(), "shuffle_rng": shuffle.get_state(),
-                "history": [asdict(e) for e in history], "extra": extra or {},
+                "fingerprint": state_fingerprint, "model": net.state_dict(), "optimizer": opt.state_dict(),
+                "shuffle_rng": [g.get_state() for g in shuffles], "noise_rng": noise.get_state(),
+                "history": [[asdict(e) for e in h] for h in history], "extra": extra or {},
             }, state_path)
         if on_epoch is not None:
-            on_epoch(result)
-    model.eval()
+            on_epoch(results)
+    net.eval()
     return history

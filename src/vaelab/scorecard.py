@@ -42,10 +42,11 @@ from dataclasses import dataclass
 
 from vaelab import inference, judge as judges, metrics
 from vaelab.config import EvaluateConfig
-from vaelab.data import INPUT_DIM, NUM_CLASSES, Split, batches, dequantize
+from vaelab.data import INPUT_DIM, NUM_CLASSES, Split, batches
 from vaelab.likelihoods import bits_per_dim
 from vaelab.models.base import LatentModel
 from vaelab.sample_quality import sample_quality
+from vaelab.spaces import DataSpace, dequantize
 
 SATURATION = 0.01  # a code coordinate this close to its box's edge counts as saturated
 # Conditional models: images drawn per label for `conditional.accuracy` (10 x 1000 decodes, seconds), and
@@ -92,16 +93,19 @@ class TestSets:
     dequantized: torch.Tensor       # one seeded dequantisation (k + u)/256
     real_features: torch.Tensor     # the judge's features of the grey test images (the reference subset)
 
-    def own(self, space: str) -> torch.Tensor:
-        """The test images in a model's own data space."""
-        return {"grey": self.grey.images, "binarized": self.binarized, "dequantized": self.dequantized}[space]
+    def own(self, space: DataSpace) -> torch.Tensor:
+        """The test images in a model's own data space (the space's fixed test-time images)."""
+        return space.test_images(self)
 
 
-def test_images(space: str, test: Split, binarized: torch.Tensor, seed: int) -> torch.Tensor:
+def seeded_dequantization(test: Split, seed: int) -> torch.Tensor:
+    """The one seeded dequantisation of the test images that scores every dequantised model."""
+    return dequantize(test.images, torch.Generator().manual_seed(seed))
+
+
+def test_images(space: DataSpace, test: Split, binarized: torch.Tensor, seed: int) -> torch.Tensor:
     """The test images in data space ``space``: grey, the seeded dequantisation, or the fixed binarisation."""
-    if space == "binarized":
-        return binarized
-    return dequantize(test.images, torch.Generator().manual_seed(seed)) if space == "dequantized" else test.images
+    return space.test_images(TestSets(test, binarized, seeded_dequantization(test, seed), torch.empty(0)))
 
 
 def test_sets(test: Split, binarized: torch.Tensor, judge: torch.nn.Module, seed: int,
@@ -109,7 +113,7 @@ def test_sets(test: Split, binarized: torch.Tensor, judge: torch.nn.Module, seed
     """The test images in every form; sample quality compares against the first ``reference_images`` of them
     (the evaluation passes its ``sample_images``: N samples against N test images, FID's usual protocol)."""
     real = judges.features(judge, _subset(test.images, reference_images))
-    return TestSets(test, binarized, test_images("dequantized", test, binarized, seed), real)
+    return TestSets(test, binarized, seeded_dequantization(test, seed), real)
 
 
 def _subset(x: torch.Tensor, n: int | None) -> torch.Tensor:
@@ -147,7 +151,7 @@ def yardsticks(model: LatentModel, judge: torch.nn.Module, tests: TestSets, cfg:
         if exact:
             exact_nll = exact_nll_by_quadrature(model, tests.dequantized[:cfg.quadrature_images]).mean().item()
             out["grey8bit"].update(exact_nll=exact_nll, exact_bits_per_dim=bits_per_dim(exact_nll))
-    if unconditional and model.cfg.data == "binarized":
+    if unconditional and model.space.binary:
         x = _subset(tests.binarized, cfg.binarized_images)
         gen = torch.Generator(model.device).manual_seed(seed)
         nll = metrics.likelihood_bounds(model, x, None, cfg.binarized_iwae_samples, gen)["iwae_nll"]
@@ -170,7 +174,7 @@ def score(model: LatentModel, judge: torch.nn.Module, train: Split, tests: TestS
     out: dict = {"reconstruction": {"mse_per_image": mse, "mse_per_pixel": mse / INPUT_DIM}}
     if model.has_prior:
         gen = torch.Generator(model.device).manual_seed(seed)
-        own = _subset(tests.own(model.cfg.data), cfg.likelihood_images)
+        own = _subset(tests.own(model.space), cfg.likelihood_images)
         per_image = metrics.likelihood_bounds(model, own, _subset(y_test, cfg.likelihood_images)
                                               if y_test is not None else None, cfg.iwae_samples, gen)
         lik = {k: v.mean().item() for k, v in per_image.items()}
@@ -180,7 +184,7 @@ def score(model: LatentModel, judge: torch.nn.Module, train: Split, tests: TestS
             out["iwae"] = {"nll": lik["iwae_nll"]}
         else:
             pick = torch.randperm(len(test.images), generator=torch.Generator().manual_seed(seed))[:MARGINAL_SUBSET]
-            marginal, per_label = label_marginal_nll(model, tests.own(model.cfg.data)[pick], cfg.iwae_samples, gen)
+            marginal, per_label = label_marginal_nll(model, tests.own(model.space)[pick], cfg.iwae_samples, gen)
             out["iwae"] = {"nll_given_y": lik["iwae_nll"], "nll_marginal": marginal.mean().item()}
             conditional = {
                 "accuracy": conditional_accuracy(model, judge, CONDITIONAL_SAMPLES,

@@ -22,6 +22,7 @@ from vaelab.models.ae import Autoencoder
 from vaelab.models.base import LatentModel
 from vaelab.models.cvae import CVAE
 from vaelab.models.vae import VAE
+from vaelab.stacking import stack_states, unstack_state
 
 REGISTRY: dict[str, type[LatentModel]] = {
     "ae": Autoencoder,
@@ -30,7 +31,8 @@ REGISTRY: dict[str, type[LatentModel]] = {
 }
 for _kind, _cls in REGISTRY.items():
     _cls.kind = _kind
-FORMAT = "vaelab.model/2"
+# /3: weights [1, in, out] of the stacked layers (vaelab.models.layers)
+FORMAT = "vaelab.model/3"
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,26 @@ def build(spec: ModelSpec, seed: int | None = None) -> LatentModel:
         if seed is not None:
             torch.manual_seed(seed)
         return REGISTRY[spec.kind](spec.config)
+
+
+def stack(singles: list[LatentModel]) -> LatentModel:
+    """One model holding the given single-seed models side by side (their weights stacked on a seed axis), to
+    train them together; :func:`unstack` gives them back. Each keeps exactly its own initial weights."""
+    first = singles[0]
+    stacked = REGISTRY[first.kind](first.cfg, stack=len(singles)).to(first.device)
+    stacked.load_state_dict(stack_states([m.state_dict() for m in singles]))
+    return stacked.train(first.training)
+
+
+def unstack(stacked: LatentModel) -> list[LatentModel]:
+    """The single-seed models of a stacked one, in seed order (copies: later training of ``stacked`` leaves them)."""
+    state = stacked.state_dict()
+    singles = []
+    for i in range(stacked.stack):
+        model = REGISTRY[stacked.kind](stacked.cfg).to(stacked.device)
+        model.load_state_dict(unstack_state(state, i))
+        singles.append(model.train(stacked.training))
+    return singles
 
 
 def _payload(model: LatentModel) -> dict:

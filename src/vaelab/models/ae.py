@@ -7,11 +7,12 @@ from typing import Literal
 
 import torch
 
+from vaelab import spaces
 from vaelab.config import hidden_widths, positive_int
 from vaelab.data import INPUT_DIM
 from vaelab.distributions import PointMass
 from vaelab.models.base import LatentModel
-from vaelab.models.layers import mlp
+from vaelab.models.layers import StackedBatchNorm, mlp
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class AEConfig:
     # every image gets the same code and the decoder draws the mean digit (see the report).
     code_norm: Literal["batchnorm", "none"] = "batchnorm"
     # The pixels it trains on (see VAEConfig.data).
-    data: Literal["grey", "dequantized", "binarized"] = "grey"
+    data: str = field(default="grey", metadata=spaces.field_metadata())
 
 
 class Autoencoder(LatentModel):
@@ -33,11 +34,11 @@ class Autoencoder(LatentModel):
     has_prior = False
     latent_box = (0.0, 1.0)
 
-    def __init__(self, cfg: AEConfig):
-        super().__init__(cfg)
-        self.encoder = mlp([INPUT_DIM, *cfg.hidden, cfg.latent_dim])
-        self.code_norm = torch.nn.BatchNorm1d(cfg.latent_dim) if cfg.code_norm == "batchnorm" else torch.nn.Identity()
-        self.decoder = mlp([cfg.latent_dim, *reversed(cfg.hidden), INPUT_DIM])
+    def __init__(self, cfg: AEConfig, stack: int = 1):
+        super().__init__(cfg, stack)
+        self.encoder = mlp([INPUT_DIM, *cfg.hidden, cfg.latent_dim], stack)
+        self.code_norm = StackedBatchNorm(cfg.latent_dim, stack) if cfg.code_norm == "batchnorm" else torch.nn.Identity()
+        self.decoder = mlp([cfg.latent_dim, *reversed(cfg.hidden), INPUT_DIM], stack)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> PointMass:
         return PointMass(torch.sigmoid(self.code_norm(self.encoder(x))))
@@ -48,8 +49,8 @@ class Autoencoder(LatentModel):
     def mean_image(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return torch.sigmoid(self.decoder(z))
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Summed squared error per image, batch mean: the AE is not a probabilistic model, so its loss is
-        a distortion, not a likelihood (no KL: ``kl`` is 0)."""
-        recon = (x - self.mean_image(self.encode(x).mean)).pow(2).sum(-1).mean()
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, noise=None) -> dict[str, torch.Tensor]:
+        """Summed squared error per image, batch mean (per seed): the AE is not a probabilistic model, so its
+        loss is a distortion, not a likelihood (no KL: ``kl`` is 0; no noise is drawn)."""
+        recon = (x - self.mean_image(self.encode(x).mean)).pow(2).sum(-1).mean(-1)
         return {"loss": recon, "recon": recon, "kl": torch.zeros_like(recon)}

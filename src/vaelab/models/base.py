@@ -7,7 +7,11 @@ and back:
 - ``encode(x, y)`` returns a :mod:`vaelab.distributions` object (``.mean``, ``.rsample()``, ``.kl()``);
 - ``decode(z, y)`` returns the decoder's raw output, the parameters of ``self.likelihood``;
 - ``mean_image(z, y)`` is what figures draw: the likelihood's mean in [0, 1];
-- ``loss(x, y)`` is the training objective's terms (batch means);
+- ``loss(x, y, noise)`` is the training objective's terms (batch means, one per seed), its noise drawn from
+  ``noise`` (:mod:`vaelab.streams`); ``test_terms`` adds the reconstruction error of the mean code;
+- ``space`` is the data space the model trains on (:mod:`vaelab.spaces`);
+- a model built with ``stack = S`` holds S seeds side by side (:mod:`vaelab.models.layers`): inputs and
+  outputs then carry a leading seed axis ``[S, B, ...]``;
 - ``has_prior`` says whether z ~ p(z) can be sampled and likelihood bounds apply; ``latent_axis(n)``
   gives evenly spaced coordinates of its latent box (for the decoded grid); ``latent_box`` is the box
   when the code is bounded, else None.
@@ -20,7 +24,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from vaelab import likelihoods
+from vaelab import likelihoods, spaces, streams
 from vaelab.distributions import DiagonalGaussian, PointMass
 
 Posterior = DiagonalGaussian | PointMass
@@ -36,9 +40,15 @@ class LatentModel(nn.Module):
     conditional: ClassVar[bool] = False   # True: encode/decode take one-hot labels y
     latent_box: ClassVar[tuple[float, float] | None] = None
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, stack: int = 1):
         super().__init__()
         self.cfg = cfg
+        self.stack = stack
+
+    @property
+    def space(self) -> spaces.DataSpace:
+        """The pixels this model trains and is scored on."""
+        return spaces.get(self.cfg.data)
 
     @classmethod
     def validate(cls, cfg, path: str) -> None:
@@ -54,13 +64,23 @@ class LatentModel(nn.Module):
         """[N, 784] pixel means in [0, 1]: what the figures draw."""
         return self.likelihood.mean(self.decode(z, y))
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None,
+             noise: streams.Source = None) -> dict[str, torch.Tensor]:
         """β-weighted negative ELBO, batch means: E_q[−log p(x|z)] + β KL(q(z|x) ‖ p(z)) (Kingma & Welling
-        2014, eq. 3; Higgins et al. 2017 for β ≠ 1), with one reparameterised sample of z."""
+        2014, eq. 3; Higgins et al. 2017 for β ≠ 1), with one reparameterised sample of z drawn from ``noise``.
+        Means over the batch axis (-1 of the per-image terms): one value per seed of a stacked model."""
         q = self.encode(x, y)
-        recon = -self.likelihood.log_prob(self.decode(q.rsample(), y), x).mean()
-        kl = q.kl().mean()
+        recon = -self.likelihood.log_prob(self.decode(q.rsample(generator=noise), y), x).mean(-1)
+        kl = q.kl().mean(-1)
         return {"loss": recon + self.cfg.beta * kl, "recon": recon, "kl": kl}
+
+    def test_terms(self, x: torch.Tensor, y: torch.Tensor | None = None,
+                   noise: streams.Source = None) -> dict[str, torch.Tensor]:
+        """The loss terms and ``mse``, the summed squared error of the decoded posterior mean (the one
+        reconstruction error every model shares), batch means per seed."""
+        out = self.loss(x, y, noise)
+        mse = (self.mean_image(self.encode(x, y).mean, y) - x).pow(2).sum(-1).mean(-1)
+        return {**out, "mse": mse}
 
     def latent_axis(self, n: int) -> torch.Tensor:
         """``n`` evenly spaced coordinates along one latent axis: cell centres of the latent box when it is
@@ -78,8 +98,8 @@ class LatentModel(nn.Module):
         z1, z0 = torch.meshgrid(axis.flip(0), axis, indexing="ij")
         return torch.stack([z0.reshape(-1), z1.reshape(-1)], dim=1)
 
-    def diagnostics(self) -> dict[str, float]:
-        """Numbers worth following per epoch (e.g. a learned decoder σ); read once per epoch."""
+    def diagnostics(self) -> dict[str, torch.Tensor]:
+        """Numbers worth following per epoch (e.g. a learned decoder σ), one value per seed; read once per epoch."""
         report = getattr(getattr(self, "likelihood", None), "diagnostics", None)
         return report() if report is not None else {}
 

@@ -34,8 +34,8 @@ class CVAE(VAE):
         """
         if y is None:
             raise ValueError(f"{self.kind}: a conditional model needs the digit labels y (int64 [N]), got None")
-        if y.dtype != torch.int64 or y.shape != like.shape[:1]:
-            raise ValueError(f"{self.kind}: labels y must be int64 of shape [{like.shape[0]}] (one digit per row), "
+        if y.dtype != torch.int64 or y.shape != like.shape[:-1]:
+            raise ValueError(f"{self.kind}: labels y must be int64 of shape {list(like.shape[:-1])} (one digit per row), "
                              f"got {y.dtype} of shape {list(y.shape)}")
         return F.one_hot(y, NUM_CLASSES).to(like.dtype)
 

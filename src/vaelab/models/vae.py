@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
 
-from vaelab import likelihoods
+from vaelab import likelihoods, spaces
 from vaelab.config import ConfigError, hidden_widths, non_negative, positive_int
 from vaelab.data import INPUT_DIM
 from vaelab.distributions import DiagonalGaussian
@@ -26,7 +26,7 @@ class VAEConfig:
     beta: float = field(default=1.0, metadata=non_negative())
     # The pixels the model trains on: "grey" (k/255, as the post), "dequantized" ((k + u)/256, u ~ U(0,1),
     # for proper densities on [0, 1]), "binarized" (dynamically binarised, x ~ Bernoulli(grey)).
-    data: Literal["grey", "dequantized", "binarized"] = "grey"
+    data: str = field(default="grey", metadata=spaces.field_metadata())
 
 
 class VAE(LatentModel):
@@ -40,16 +40,17 @@ class VAE(LatentModel):
     @classmethod
     def validate(cls, cfg: VAEConfig, path: str) -> None:
         lik = likelihoods.build(cfg.likelihood, f"{path}.likelihood")
-        if lik.open_interval and cfg.data != "dequantized":
+        if lik.open_interval and not spaces.get(cfg.data).open_interval:
+            inside = sorted(s.name for s in spaces.SPACES.values() if s.open_interval)
             raise ConfigError(f"{path}.data = {cfg.data!r}: the {lik.name} likelihood needs pixels strictly inside "
-                              "(0, 1); expected `data: dequantized`")
+                              f"(0, 1); expected `data:` one of {inside}")
 
-    def __init__(self, cfg: VAEConfig):
-        super().__init__(cfg)
-        self.likelihood = likelihoods.build(cfg.likelihood)
-        self.encoder = mlp([INPUT_DIM + self.condition_dim, *cfg.hidden, 2 * cfg.latent_dim])
+    def __init__(self, cfg: VAEConfig, stack: int = 1):
+        super().__init__(cfg, stack)
+        self.likelihood = likelihoods.build(cfg.likelihood, stack=stack)
+        self.encoder = mlp([INPUT_DIM + self.condition_dim, *cfg.hidden, 2 * cfg.latent_dim], stack)
         self.decoder = mlp([cfg.latent_dim + self.condition_dim, *reversed(cfg.hidden),
-                            self.likelihood.params_per_pixel * INPUT_DIM])
+                            self.likelihood.params_per_pixel * INPUT_DIM], stack)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> DiagonalGaussian:
         mean, logvar = self.encoder(x).chunk(2, dim=-1)

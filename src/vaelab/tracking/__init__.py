@@ -205,6 +205,41 @@ def tracked_run(name: str, experiment_id: str, run_id: str | None = None, tags: 
             log.warning("%s", err)
 
 
+@contextlib.contextmanager
+def tracked_runs(names: list[str], experiment_id: str, run_ids: list[str | None], tags: list[dict[str, str]]
+                 ) -> Iterator[list[str]]:
+    """Start (or resume) one run per name at once (seeds trained side by side), by explicit run ids; end
+    them all FINISHED, FAILED, or KILLED if interrupted, as :func:`tracked_run` ends one."""
+    ids: list[str] = []
+    with recording("starting the runs"):
+        for name, run_id, run_tags_ in zip(names, run_ids, tags, strict=True):
+            if run_id and not _active_in(run_id, experiment_id):
+                log.warning("run %s of the checkpoint is not in experiment %s: starting a new run", run_id,
+                            experiment_id)
+                run_id = None
+            if run_id:
+                client().update_run(run_id, status="RUNNING")
+            else:
+                run_id = client().create_run(experiment_id, tags=run_tags_, run_name=name).info.run_id
+            ids.append(run_id)
+    status = "FAILED"
+    try:
+        yield ids
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        try:
+            with recording(f"marking the runs {status}"):
+                for run_id in ids:
+                    client().set_terminated(run_id, status)
+        except TrackingError as err:
+            if status == "FINISHED":
+                raise
+            log.warning("%s", err)
+
+
 def _active_in(run_id: str, experiment_id: str) -> bool:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
