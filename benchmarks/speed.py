@@ -1,16 +1,18 @@
-"""How close vaelab gets to this machine's arithmetic limit (not a test: numbers depend on the machine and its load).
+"""How close vaelab's training gets to this machine's arithmetic limit (not a test: numbers depend on the
+machine and its load, so every fraction is of a peak measured in the same run).
 
-One run prints, on the same machine:
+Prints, in one run:
 
-1. the measured fp32 matrix-product peak (2048³, all threads);
-2. vaelab's training throughput as the train stage runs it (one single-thread worker per core, each training
-   its own model, as the seeds do), in images/s and as a fraction of the peak, and one all-thread process;
-3. the same model trained the way pytorch/examples `vae` does it (torchvision `MNIST` + `ToTensor` +
-   `DataLoader`, all threads), and the ratio;
-4. the evaluation's importance-weighted decoder passes (K samples per image) as a fraction of the peak.
+1. the fp32 matrix-product peak (2048³, all threads; and one single-thread process per core at once);
+2. training throughput of the study's VAE (784-512-256-128-2 and back, Bernoulli decoder, batch 128, Adam) as
+   the train stage runs a model's seeds, for S = 3 and S = 10 seeds: one single-thread worker per core with
+   its share of the seeds stacked (the stage's layout) and, beside it, one all-thread process with every seed
+   stacked; then the old way (one single-thread process per seed, unstacked), and the pytorch/examples way
+   (torchvision ``MNIST`` + ``ToTensor`` + ``DataLoader``, one model, all threads);
 
-FLOPs are counted from the model's linear layers: 2 per multiply-accumulate forward, 6 forward+backward.
-Run from a project whose `download` stage has run::
+in images/s (seed-images: S seeds on N images are S·N) and GFLOP/s from the linear layers' multiply-accumulates
+(6 FLOPs per MAC for forward and backward). ``make bench`` runs this, benchmarks/importance.py,
+benchmarks/startup.py and benchmarks/study.py. Run from a project whose `download` stage has run::
 
     PYTHONPATH=src python benchmarks/speed.py            # or: make bench
 """
@@ -27,6 +29,7 @@ import click
 import torch
 
 MODEL = {"kind": "vae", "likelihood": {"name": "bernoulli"}, "latent_dim": 2, "hidden": [512, 256, 128]}
+BATCH = 128
 
 
 def matmul_peak(n: int = 2048, repeats: int = 7) -> float:
@@ -47,30 +50,58 @@ def single_thread_peak(n: int = 2048) -> float:
 
 
 def macs(module: torch.nn.Module) -> int:
-    """Multiply-accumulates per image of a module's linear layers."""
-    return sum(m.in_features * m.out_features for m in module.modules() if isinstance(m, torch.nn.Linear))
+    """Multiply-accumulates per image of a module's linear layers (one seed)."""
+    from vaelab.models.layers import StackedLinear
+
+    return sum(m.weight.shape[1] * m.weight.shape[2] for m in module.modules() if isinstance(m, StackedLinear))
 
 
-def build():
+def build(seed: int = 0):
     from vaelab import models
 
-    return models.build(models.spec_from_dict(MODEL, "benchmark"), seed=0)
+    return models.build(models.spec_from_dict(MODEL, "benchmark"), seed=seed)
 
 
-def train_vaelab(images: int, threads: int, seed: int = 0) -> float:
-    """Seconds to train one epoch of ``images`` with vaelab's loop (in-memory batches, no per-step host sync)."""
+def _train(seeds: list[int], threads: int, images: int, barrier=None) -> float:
+    """Seconds for one epoch of ``images`` training images of ``seeds`` stacked, through the train stage's loop
+    (after a short warm-up; ``barrier`` lines up parallel workers before the clock starts)."""
+    from vaelab import models
     from vaelab.config import TrainConfig
-    from vaelab.data import Split, load_split
-    from vaelab.loop import fit
+    from vaelab.data import load_split
+    from vaelab.loop import fit_stacked
 
     torch.set_num_threads(threads)
     train = load_split("data", "train", images)
-    test = load_split("data", "test")
-    model = build()
+    singles = [build(s) for s in seeds]
+    model = singles[0] if len(seeds) == 1 else models.stack(singles)
+    warm = tuple(t[: 10 * BATCH] for t in train)
+    fit_stacked(model, warm, None, TrainConfig(1, BATCH, 1e-3), seeds=seeds, view=model.space.train_view)
+    if barrier is not None:
+        barrier.wait()
     start = time.perf_counter()
-    fit(model, train, Split(test.images[:10], test.labels[:10]), TrainConfig(epochs=1, batch_size=128, lr=1e-3),
-        seed=seed)
+    fit_stacked(model, train, None, TrainConfig(1, BATCH, 1e-3), seeds=seeds, view=model.space.train_view)
     return time.perf_counter() - start
+
+
+_BARRIER = None
+
+
+def _init(barrier) -> None:
+    global _BARRIER
+    _BARRIER = barrier
+
+
+def _worker(seeds: list[int], images: int) -> float:
+    return _train(seeds, 1, images, _BARRIER)
+
+
+def in_workers(groups: list[list[int]], images: int) -> float:
+    """Seed-images/s of single-thread workers, one per group of stacked seeds, started together."""
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(len(groups))
+    with ProcessPoolExecutor(len(groups), mp_context=context, initializer=_init, initargs=(barrier,)) as pool:
+        seconds = list(pool.map(_worker, groups, [images] * len(groups)))
+    return sum(len(g) for g in groups) * images / max(seconds)
 
 
 def train_torchvision(images: int) -> float:
@@ -78,10 +109,12 @@ def train_torchvision(images: int) -> float:
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
+    from vaelab.optim import make_adam
+
     model = build()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = make_adam(model.parameters(), 1e-3)
     loader = DataLoader(datasets.MNIST("data", train=True, download=False, transform=transforms.ToTensor()),
-                        batch_size=128, shuffle=True)
+                        batch_size=BATCH, shuffle=True)
     seen, start = 0, time.perf_counter()
     for x, y in loader:
         loss = model.loss(x.view(len(x), -1), y)["loss"]
@@ -94,55 +127,58 @@ def train_torchvision(images: int) -> float:
     return seen / (time.perf_counter() - start)
 
 
-def evaluation_gflops(images: int, k: int) -> tuple[float, float]:
-    """GFLOP/s and seconds of the IWAE bound (K decoder passes per image) on ``images`` test images."""
-    from vaelab import metrics
-    from vaelab.data import load_split
+def run(images: int = 12_800) -> dict:
+    """Every figure of the module docstring, as a dict (printed by :func:`main`)."""
+    from stages.train import seed_groups
 
-    model = build().eval()
-    x = load_split("data", "test").images[:images]
-    start = time.perf_counter()
-    metrics.likelihood_bounds(model, x, None, k, torch.Generator().manual_seed(0))
-    took = time.perf_counter() - start
-    return 2 * (images * k * macs(model.decoder) + images * macs(model.encoder)) / took / 1e9, took
-
-
-@click.command()
-@click.option("--images", default=15_000, show_default=True, help="Training images per measurement.")
-@click.option("--eval-images", default=1_000, show_default=True)
-@click.option("--k", default=200, show_default=True, help="Importance samples per image.")
-def main(images: int, eval_images: int, k: int) -> None:
     cores = os.cpu_count() or 1
     torch.set_num_threads(cores)
     peak = matmul_peak()
     with ProcessPoolExecutor(cores, mp_context=multiprocessing.get_context("spawn")) as pool:
         per_core = list(pool.map(single_thread_peak, [2048] * cores))
-    flops = 6 * macs(build())
-    click.echo(f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, {cores} cores, "
-               f"torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}")
-    click.echo(f"fp32 matmul peak: 2048^3 with {cores} threads {peak:.0f} GFLOP/s (median of 7); {cores} single-thread "
-               f"processes at once {sum(per_core):.0f} GFLOP/s ({' + '.join(f'{p:.0f}' for p in per_core)}). "
-               f"Fractions below are of the {cores}-thread figure [of the per-core sum].")
-    click.echo(f"the model: {flops / 1e6:.2f} MFLOP per training image (6 per multiply-accumulate)")
-    both = sum(per_core)
-
-    with ProcessPoolExecutor(cores, mp_context=multiprocessing.get_context("spawn")) as pool:
-        seconds = list(pool.map(train_vaelab, [images] * cores, [1] * cores, range(cores)))
-    per_worker = [images / s for s in seconds]
-    total = sum(per_worker)
-    click.echo(f"vaelab training, {cores} single-thread workers (as the train stage runs seeds): {total:.0f} images/s "
-               f"({' + '.join(f'{v:.0f}' for v in per_worker)}) = {total * flops / 1e9:.0f} GFLOP/s = "
-               f"{total * flops / 1e9 / peak:.0%} [{total * flops / 1e9 / both:.0%}] of peak")
-    one = images / train_vaelab(images, cores)
-    click.echo(f"vaelab training, one {cores}-thread process: {one:.0f} images/s = {one * flops / 1e9 / peak:.0%} "
-               f"[{one * flops / 1e9 / both:.0%}] of peak")
+    flop = 6 * macs(build())
+    out: dict = {"cores": cores, "peak_gflops": peak, "per_core_peak_gflops": per_core, "mflop_per_image": flop / 1e6}
+    for s in (3, 10):
+        seeds = list(range(s))
+        out[f"S{s}_workers"] = in_workers(seed_groups(seeds, cores), images)
+        torch.set_num_threads(cores)
+        out[f"S{s}_one_process"] = s * images / _train(seeds, cores, images)
+    out["S3_old_way"] = in_workers([[s] for s in range(3)], images)
     torch.set_num_threads(cores)
-    base = train_torchvision(images)
-    click.echo(f"pytorch/examples style (torchvision MNIST + ToTensor + DataLoader, {cores} threads): {base:.0f} "
-               f"images/s; vaelab's train stage: {total / base:.1f}x")
-    gflops, took = evaluation_gflops(eval_images, k)
-    click.echo(f"evaluation, IWAE K={k} on {eval_images} images ({cores} threads): {took:.1f} s, {gflops:.0f} GFLOP/s "
-               f"= {gflops / peak:.0%} [{gflops / both:.0%}] of peak")
+    out["torchvision"] = train_torchvision(images)
+    out["peak_gflops_after"] = matmul_peak()
+    return out
+
+
+def report(out: dict) -> list[str]:
+    peak, flop = out["peak_gflops"], out["mflop_per_image"] * 1e6
+    cores = out["cores"]
+
+    def rate(label: str, key: str) -> str:
+        gflops = out[key] * flop / 1e9
+        return f"  {label}: {out[key]:8.0f} images/s, {gflops:5.0f} GFLOP/s = {gflops / peak:4.0%} of peak"
+
+    return [
+        f"fp32 matmul peak: 2048^3 with {cores} threads {peak:.0f} GFLOP/s (median of 7; {out['peak_gflops_after']:.0f} "
+        f"at the end of the run); {cores} single-thread processes at once "
+        f"{sum(out['per_core_peak_gflops']):.0f} GFLOP/s. Fractions are of the first {cores}-thread figure.",
+        f"training the study's VAE ({out['mflop_per_image']:.2f} MFLOP per image), batch {BATCH}:",
+        rate(f"S = 3 seeds, the train stage's layout ({cores} single-thread workers, seeds stacked)", "S3_workers"),
+        rate(f"S = 3 seeds, one {cores}-thread process, all stacked", "S3_one_process"),
+        rate(f"S = 10 seeds, the train stage's layout ({cores} single-thread workers)", "S10_workers"),
+        rate(f"S = 10 seeds, one {cores}-thread process, all stacked", "S10_one_process"),
+        rate("S = 3 seeds the old way (one single-thread process per seed, unstacked)", "S3_old_way"),
+        rate(f"pytorch/examples way (torchvision + DataLoader, one model, {cores} threads)", "torchvision"),
+    ]
+
+
+@click.command()
+@click.option("--images", default=12_800, show_default=True, help="Training images per measurement (per seed).")
+def main(images: int) -> None:
+    click.echo(f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, {os.cpu_count()} "
+               f"cores, torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}")
+    for line in report(run(images)):
+        click.echo(line)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,12 @@ Outputs (dvc.yaml):
 - ``metrics/train/<model>.json``: the final train and test loss terms per seed;
 - ``plots/history/<model>/seed<k>.csv``: the per-epoch history of seed k.
 
-Seeds train in parallel worker processes, one CPU thread each (:func:`vaelab.stage.parallel_map`: a
-seed's weights never depend on how many trained beside it, so parallel is bit-identical to sequential).
-On CUDA they train one after the other on the GPU. Outputs are published only once every seed has
-trained and been recorded.
+The seeds train as stacked models (:func:`vaelab.loop.fit_stacked`): on the CPU one single-thread worker
+process per core, each training its share of the seeds side by side (:func:`vaelab.stage.parallel_map`); on
+CUDA, or when the work is small, all seeds in one process. Each seed keeps its own initial weights, data order,
+noise and Adam state, so its numbers do not depend on its neighbours except in the last bits that BLAS
+computes differently for another matrix shape (README, "Determinism"). Outputs are published only once every
+seed has trained and been recorded.
 """
 
 from __future__ import annotations
@@ -33,19 +35,21 @@ from vaelab.data import load_split
 from vaelab.device import resolve_device
 from vaelab.files import md5_of_bytes, write_atomic
 from vaelab.loop import Epoch, fingerprint, fit_stacked, load_state
-from vaelab.stage import parallel_map, publish, run_stage, staging
+from vaelab.stage import PARALLEL_MIN_GFLOP, parallel_map, publish, run_stage, staging
 
 log = logging.getLogger("vaelab.train")
 MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 TRAIN_MFLOP_PER_IMAGE = 6.8  # the default MLP, forward and backward (benchmarks/speed.py): sizes the work
 
 
-def seed_groups(seeds: list[int], device: torch.device) -> list[list[int]]:
-    """How a model's seeds are split into stacked groups, one group per worker: all in one on CUDA; on the
-    CPU one group per core (each worker single-threaded), the seeds dealt out in order."""
-    workers = 1 if device.type == "cuda" else max(1, min(len(seeds), os.cpu_count() or 1))
-    size = -(-len(seeds) // workers)
-    return [seeds[i:i + size] for i in range(0, len(seeds), size)]
+def seed_groups(seeds: list[int], workers: int) -> list[list[int]]:
+    """A model's seeds split into ``workers`` stacked groups, dealt out in order (the first groups one larger)."""
+    workers = max(1, min(len(seeds), workers))
+    size, extra = divmod(len(seeds), workers)
+    bounds = [0]
+    for i in range(workers):
+        bounds.append(bounds[-1] + size + (i < extra))
+    return [seeds[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def history_csv(history: list[Epoch]) -> str:
@@ -117,11 +121,14 @@ def train_model(params: Params, name: str, root: Path = Path(".")) -> list[dict]
     for old in (f"models/{name}", f"plots/history/{name}", f"metrics/train/{name}.json"):
         path = root / old
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    groups = seed_groups(params.seeds, device)
-    calls = [(params, name, g, root, experiment_id) for g in groups]
+    # All seeds stacked in one process on CUDA, or when the work is too small to pay for worker processes;
+    # else one single-thread worker per core, each with its share of the seeds stacked (vaelab.stage.parallel_map).
     images = params.train.epochs * (params.data.train_size or MNIST_TRAIN_SIZE)
-    gflop = images * TRAIN_MFLOP_PER_IMAGE / 1e3 * max(len(g) for g in groups)
-    results = [r for group in parallel_map(train_group, calls, gflop) for r in group]
+    gflop = images * TRAIN_MFLOP_PER_IMAGE / 1e3 * len(params.seeds)
+    small = gflop < PARALLEL_MIN_GFLOP * (os.cpu_count() or 1)
+    groups = seed_groups(params.seeds, 1 if device.type == "cuda" or small else os.cpu_count() or 1)
+    calls = [(params, name, g, root, experiment_id) for g in groups]
+    results = [r for group in parallel_map(train_group, calls, gflop / len(groups)) for r in group]
     with staging(root, "train") as staged:
         final = {}
         for r in results:

@@ -102,8 +102,11 @@ def run_stage(name: str, work: Callable[[], T]) -> T:
     start = time.perf_counter()
     try:
         result = work()
-        # One line per stage, so the pipeline's time budget can be read from `dvc repro`'s output.
-        log.info("%s done in %.1f s", name, time.perf_counter() - start)
+        # One line per stage, so the pipeline's time budget can be read from `dvc repro`'s output, and one line
+        # in .vaelab/stage-times.jsonl (ignored by git and DVC) for `make bench`'s study table.
+        seconds = time.perf_counter() - start
+        log.info("%s done in %.1f s", name, seconds)
+        record_time(name, seconds)
         return result
     except expected_errors() as err:
         log.error("%s failed: %s", name, err)
@@ -111,6 +114,19 @@ def run_stage(name: str, work: Callable[[], T]) -> T:
     except KeyboardInterrupt as err:
         log.error("%s interrupted (%s); re-run it to resume from the last finished epoch", name, err or "SIGINT")
         sys.exit(130)
+
+
+TIMES = Path(".vaelab") / "stage-times.jsonl"
+
+
+def record_time(name: str, seconds: float, root: Path = Path(".")) -> None:
+    """Append a finished stage's wall time to ``.vaelab/stage-times.jsonl`` (read by benchmarks/study.py)."""
+    import json
+
+    path = root / TIMES
+    path.parent.mkdir(exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps({"stage": name, "seconds": round(seconds, 2), "at": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
 
 
 @contextlib.contextmanager

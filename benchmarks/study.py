@@ -1,0 +1,151 @@
+"""The whole default study against its arithmetic lower bound, stage by stage (not a test).
+
+The lower bound of a stage is its floating-point work over the fp32 matrix-product peak measured in this run:
+no implementation on this machine can be faster. The work is counted from params.yaml, analytically, from the
+networks' linear and convolution layers (2 FLOPs per multiply-accumulate forward, 6 forward and backward);
+elementwise work (activations, likelihoods, Adam) is left out, so the bound is a little optimistic. What is
+counted, per stage:
+
+- ``judge``: its epochs over the training set, forward and backward, and one pass over the test set;
+- ``train@<model>``: every seed's epochs, forward and backward, plus the per-epoch test pass (loss and
+  reconstruction: two forward passes);
+- ``evaluate@<model>``: every seed's codes of the training and test sets, the reconstructions, the K-sample
+  importance-weighted decoder passes of each likelihood table (own space, 8-bit track, binarised track, a
+  conditional model's ten labels), the quadrature's coarse grid (``coarse``² rows per image, as
+  :func:`vaelab.inference.quadrature`'s default), and the prior samples with their judge features;
+- ``inference``: per listed model, the largest K's decoder passes, the local fits' steps and their evaluation;
+- ``quadrants``: every setting's baseline and CVAE epochs and the S-sample scoring of the test images.
+
+Measured wall times are the last ``dvc repro``'s, from ``.vaelab/stage-times.jsonl`` (every stage appends its
+time there, :func:`vaelab.stage.record_time`); stages without a record show "-". The peak is measured now, the
+times then: quote the ratio with that caveat, or run this right after ``make repro`` on an idle machine::
+
+    PYTHONPATH=src:. python benchmarks/study.py     # or: make bench
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+import torch
+
+from vaelab import models
+from vaelab.config import MNIST_TRAIN_SIZE, Params, load_params
+from vaelab.data import INPUT_DIM, SPLIT_SIZES
+from vaelab.models.layers import StackedLinear
+
+COARSE = 256           # vaelab.inference.quadrature's default coarse grid (coarse² rows per image)
+LOCAL_SAMPLES = 16     # vaelab.inference.fit_local_gaussian's samples per step
+LOCAL_EVAL = 1000      # ... and its evaluation samples
+
+
+def linear_macs(module: torch.nn.Module) -> int:
+    return sum(m.weight.shape[1] * m.weight.shape[2] for m in module.modules() if isinstance(m, StackedLinear))
+
+
+def judge_macs(channels: int, hidden: int) -> int:
+    side = 28
+    return (side * side * channels * 9 + (side // 2) ** 2 * 2 * channels * 9 * channels
+            + 2 * channels * 49 * hidden + hidden * 10)
+
+
+def stage_flops(params: Params) -> dict[str, float]:
+    """FLOPs of every stage of the default study (see the module docstring for what is counted)."""
+    n_train = params.data.train_size or MNIST_TRAIN_SIZE
+    n_test = params.data.test_size or SPLIT_SIZES["test"]
+    seeds = len(params.seeds)
+    from vaelab.quadrants import parse_config
+
+    ev, inf, quad = params.evaluate, params.inference, parse_config(params.quadrants)
+    judge = judge_macs(params.judge.channels, params.judge.hidden)
+    out = {"judge": 6 * judge * n_train * params.judge.epochs + 2 * judge * n_test}
+    for name in params.models:
+        model = models.build(models.spec_of(params, name))
+        enc, dec = linear_macs(model.encoder), linear_macs(model.decoder)
+        out[f"train@{name}"] = seeds * params.train.epochs * (6 * (enc + dec) * n_train + 4 * (enc + dec) * n_test)
+        per_seed = 2 * enc * (n_train + n_test) + 2 * dec * n_test
+        if model.has_prior:
+            lik = ev.likelihood_images or n_test
+            per_seed += 2 * dec * lik * ev.iwae_samples
+            if model.conditional:
+                per_seed += 2 * dec * 10 * 1000 * ev.iwae_samples  # scorecard.MARGINAL_SUBSET images x 10 labels
+            if model.likelihood.density and not model.conditional:
+                per_seed += 2 * dec * lik * ev.iwae_samples + 2 * INPUT_DIM * COARSE ** 2 * ev.quadrature_images
+            if model.space.binary and not model.conditional:
+                per_seed += 2 * dec * ev.binarized_images * ev.binarized_iwae_samples
+                per_seed += 2 * INPUT_DIM * COARSE ** 2 * ev.binarized_images
+            per_seed += (2 * dec + 2 * judge) * ev.sample_images
+        out[f"evaluate@{name}"] = seeds * per_seed + 2 * judge * ev.sample_images
+        if name in inf.models:
+            out["inference"] = out.get("inference", 0.0) + 2 * dec * inf.images * max(inf.iwae_ks) \
+                + 6 * dec * inf.local_images * inf.local_steps * LOCAL_SAMPLES + 2 * dec * inf.local_images * LOCAL_EVAL \
+                + 2 * INPUT_DIM * COARSE ** 2 * inf.images
+    quad_flops = 0.0
+    for given in quad.given:
+        g = given * INPUT_DIM // 4
+        widths = lambda sizes: sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))  # noqa: E731
+        base = widths([g, *quad.hidden, INPUT_DIM - g])
+        cvae = 2 * widths([INPUT_DIM, *quad.hidden, 2 * quad.latent_dim]) + widths([g + quad.latent_dim, *quad.hidden, INPUT_DIM - g])
+        scored = quad.test_images or n_test
+        quad_flops += 6 * base * n_train * quad.baseline_epochs + (6 * cvae + 2 * base) * n_train * quad.epochs
+        quad_flops += 2 * widths([quad.latent_dim, *quad.hidden, INPUT_DIM - g]) * scored * quad.samples
+    out["quadrants"] = quad_flops
+    return out
+
+
+def last_times(path: Path = Path(".vaelab/stage-times.jsonl")) -> dict[str, float]:
+    times: dict[str, float] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            entry = json.loads(line)
+            times[entry["stage"]] = entry["seconds"]
+    return times
+
+
+def run(peak_gflops: float | None = None) -> dict:
+    from benchmarks.speed import matmul_peak
+
+    torch.set_num_threads(torch.get_num_threads())
+    peak = peak_gflops or matmul_peak()
+    flops = stage_flops(load_params())
+    times = last_times()
+    return {"peak_gflops": peak, "stages": {k: {"gflop": v / 1e9, "bound_s": v / 1e9 / peak, "measured_s": times.get(k)}
+                                            for k, v in flops.items()}, "other_stages_s": {k: v for k, v in times.items() if k not in flops}}
+
+
+def report(out: dict) -> list[str]:
+    lines = [f"the default study against its arithmetic lower bound (fp32 peak {out['peak_gflops']:.0f} GFLOP/s, measured now; "
+             "times from the last dvc repro, .vaelab/stage-times.jsonl):",
+             f"  {'stage':24s} {'GFLOP':>9s} {'bound s':>9s} {'measured s':>11s} {'ratio':>6s}"]
+    bound = measured = 0.0
+    complete = True
+    for name, s in out["stages"].items():
+        bound += s["bound_s"]
+        if s["measured_s"] is None:
+            complete = False
+            lines.append(f"  {name:24s} {s['gflop']:9.0f} {s['bound_s']:9.1f} {'-':>11s} {'-':>6s}")
+            continue
+        measured += s["measured_s"]
+        lines.append(f"  {name:24s} {s['gflop']:9.0f} {s['bound_s']:9.1f} {s['measured_s']:11.1f} "
+                     f"{s['measured_s'] / s['bound_s']:6.1f}")
+    other = sum(out["other_stages_s"].values())
+    lines.append(f"  {'total':24s} {'':9s} {bound:9.1f} {measured:11.1f} {measured / bound if bound else 0:6.1f}"
+                 + ("" if complete else "  (stages without a time left out of the measured total)"))
+    if other:
+        lines.append(f"  plus {other:.0f} s in stages with no counted arithmetic: "
+                     + ", ".join(f"{k} {v:.0f} s" for k, v in out["other_stages_s"].items()))
+    return lines
+
+
+@click.command()
+def main() -> None:
+    click.echo(time.strftime("%Y-%m-%d %H:%M"))
+    for line in report(run()):
+        click.echo(line)
+
+
+if __name__ == "__main__":
+    main()
