@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 import torch
 
-from vaelab import inference, models
+from vaelab import importance, inference, models
 from vaelab.config import Params, load_params
 from vaelab.data import load_binarized_test, load_split
 from vaelab.files import write_atomic
@@ -35,8 +35,8 @@ log = logging.getLogger("vaelab.inference")
 
 
 def mean_se(values: torch.Tensor) -> dict[str, float]:
-    mean, se = inference.mean_se(values)
-    return {"mean": mean.item(), "se": se.item()}
+    mean, se = importance.mean_se(values)
+    return {"mean": mean, "se": se}
 
 
 def groups(model, y: torch.Tensor | None):

@@ -107,7 +107,7 @@ def test_label_marginal_bound(test_split: Split) -> None:
     assert (marginal <= given_y + math.log(NUM_CLASSES) + 1e-4).all()
     assert (marginal >= per_label.min(1).values - 1e-4).all()
     again, _ = scorecard.label_marginal_nll(model, x, 16, torch.Generator().manual_seed(0))
-    assert torch.equal(marginal, again)  # seeded
+    assert torch.equal(marginal, again)  # seeded, and the same call: the same matrix shapes and threads
     # A model blind to the label has p(x) = p(x|y): the ten terms average to one, no ln 10 is gained.
     blind_to_labels(model)
     marginal, per_label = scorecard.label_marginal_nll(model, x, 64, torch.Generator().manual_seed(0))

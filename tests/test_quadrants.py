@@ -109,8 +109,9 @@ def test_importance_sampled_nll_is_finite_and_tightens_with_more_samples(data) -
     # In expectation the estimate of -log p(missing | given) decreases with S and settles (Burda et al. 2016).
     assert means[1] > means[10] > means[100] >= means[1000] - 0.05, means
     assert means[100] - means[1000] < 0.1 * (means[1] - means[100]), means
-    # The chunking of images is only memory: the same normals give the same numbers.
-    a = quad.conditional_nll(cvae, xg, xm, 100, torch.Generator().manual_seed(3), chunk=7)
+    # The chunking of images is only memory: the same normals give the same numbers, up to round-off (other
+    # rows, other matrix shapes).
+    a = quad.conditional_nll(cvae, xg, xm, 100, torch.Generator().manual_seed(3), rows=700)
     b = quad.conditional_nll(cvae, xg, xm, 100, torch.Generator().manual_seed(3))
     torch.testing.assert_close(a.nll, b.nll)
 

@@ -38,6 +38,7 @@ def assert_same_result(workdir: Path, reference: Path) -> None:
     want = load(reference / "models" / MODEL / "seed1").state_dict()
     assert got.keys() == want.keys()
     for key in want:
+        # Exact: both runs have the same params, so the same batch shapes, on the stage's single-thread worker.
         assert torch.equal(got[key], want[key]), key
     for rel in OUTPUTS:
         assert (workdir / rel).read_bytes() == (reference / rel).read_bytes(), rel

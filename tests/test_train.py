@@ -52,4 +52,4 @@ def test_saved_model_loads_with_the_public_api(mnist_root, tmp_path):
             assert z.min() >= 0 and z.max() <= 1
         images = loaded.mean_image(z)
         assert images.shape == (16, 784) and images.min() >= 0 and images.max() <= 1
-        assert torch.equal(images, model.mean_image(z))
+        assert torch.equal(images, model.mean_image(z))  # the same z: the same shapes and threads

@@ -109,12 +109,12 @@ class EvaluateConfig:
     # Importance samples per test image for the IWAE bound on log p(x) (models with a prior), on the first
     # `likelihood_images` test images (None = all 10,000).
     iwae_samples: int = field(default=200, metadata=_min(1))
-    likelihood_images: int | None = field(default=2000, metadata=_between(1, 10_000))
+    likelihood_images: int | None = field(default=2000, metadata=_between(1, MNIST_TEST_SIZE))
     # The binarised yardstick: K and the number of (binarised) test images.
     binarized_iwae_samples: int = field(default=5000, metadata=_min(1))
-    binarized_images: int | None = field(default=500, metadata=_between(1, 10_000))
+    binarized_images: int | None = field(default=500, metadata=_between(1, MNIST_TEST_SIZE))
     # −log p(x) by quadrature over 2-d latents (exact, not a bound) on the first N test images (0 = skip).
-    quadrature_images: int = field(default=500, metadata=_between(0, 10_000))
+    quadrature_images: int = field(default=500, metadata=_between(0, MNIST_TEST_SIZE))
     # Decoded prior samples compared with the 10,000 test images (FID, KID, precision/recall).
     sample_images: int = field(default=10_000, metadata=_between(100, 100_000))
     # Neighbours for the kNN digit classifier in latent space.
@@ -134,9 +134,9 @@ class InferenceConfig:
     """Stage `inference`: the exact posterior and the inference gaps of 2-d models (first seed)."""
 
     models: list[str] = field(default_factory=list)   # keys of `models` (2-d latent, with a prior)
-    images: int = field(default=200, metadata=_between(1, 10_000))          # log p(x), ELBO, IWAE
+    images: int = field(default=200, metadata=_between(1, MNIST_TEST_SIZE))          # log p(x), ELBO, IWAE
     iwae_ks: list[int] = field(default_factory=lambda: [1, 10, 100, 1000])
-    local_images: int = field(default=50, metadata=_between(1, 10_000))     # per-image Gaussian fits
+    local_images: int = field(default=50, metadata=_between(1, MNIST_TEST_SIZE))     # per-image Gaussian fits
     local_steps: int = field(default=300, metadata=_min(1))
     figure_digits: int = field(default=4, metadata=_between(1, 20))
 

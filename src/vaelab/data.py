@@ -14,12 +14,13 @@ from typing import Iterator, Literal, NamedTuple
 import numpy as np
 import torch
 
+from vaelab.config import MNIST_TEST_SIZE, MNIST_TRAIN_SIZE
 from vaelab.download import raw_dir
 
 IMAGE_SIDE = 28
 INPUT_DIM = IMAGE_SIDE * IMAGE_SIDE  # 784
 NUM_CLASSES = 10
-SPLIT_SIZES = {"train": 60_000, "test": 10_000}
+SPLIT_SIZES = {"train": MNIST_TRAIN_SIZE, "test": MNIST_TEST_SIZE}
 _PREFIX = {"train": "train", "test": "t10k"}
 _IMAGE_MAGIC, _LABEL_MAGIC = 2051, 2049
 

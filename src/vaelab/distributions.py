@@ -3,7 +3,7 @@
 ``model.encode(x)`` returns one of these (as diffusers' autoencoders return a
 ``DiagonalGaussianDistribution``): ``.mean`` is the deterministic code used by the figures and the
 latent metrics, ``.rsample()`` a reparameterised sample for training, ``.kl()`` the KL divergence to
-the prior N(0, I), zero for an autoencoder's point mass.
+the prior N(0, I) (or to another diagonal Gaussian), zero for an autoencoder's point mass.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 
 from vaelab import streams
 
-LOG_2PI = math.log(2 * math.pi)
+LOG_2PI = math.log(2 * math.pi)  # the one definition (likelihoods, importance sampling)
 
 
 class DiagonalGaussian:
@@ -43,10 +43,14 @@ class DiagonalGaussian:
         mean, logvar = (self.mean, self.logvar) if z.dim() == self.mean.dim() else (self.mean[:, None], self.logvar[:, None])
         return -0.5 * ((z - mean).pow(2) / logvar.exp() + logvar + LOG_2PI).sum(-1)
 
-    def kl(self) -> torch.Tensor:
-        """KL(q || N(0, I)) in closed form (Kingma & Welling 2014, appendix B):
-        −½ Σ_j (1 + logvar_j − mean_j² − exp(logvar_j)), one value per row."""
-        return -0.5 * (1 + self.logvar - self.mean.pow(2) - self.logvar.exp()).sum(-1)
+    def kl(self, other: DiagonalGaussian | None = None) -> torch.Tensor:
+        """KL(self ‖ other) in closed form, one value per row; ``other`` = None is the prior N(0, I)
+        (Kingma & Welling 2014, appendix B): −½ Σ_j (1 + logvar_j − mean_j² − exp(logvar_j)); otherwise
+        ½ Σ_j [log σ²_p − log σ²_q + (σ²_q + (μ_q − μ_p)²) / σ²_p − 1] with p = other."""
+        if other is None:
+            return -0.5 * (1 + self.logvar - self.mean.pow(2) - self.logvar.exp()).sum(-1)
+        return 0.5 * (other.logvar - self.logvar + (self.logvar.exp() + (self.mean - other.mean).pow(2))
+                      / other.logvar.exp() - 1).sum(-1)
 
 
 class PointMass:
@@ -58,7 +62,7 @@ class PointMass:
     def rsample(self, k: int | None = None, generator: streams.Source = None) -> torch.Tensor:
         return self.mean if k is None else self.mean[:, None].expand(-1, k, -1)
 
-    def kl(self) -> torch.Tensor:
+    def kl(self, other: object = None) -> torch.Tensor:
         return torch.zeros(self.mean.shape[:-1], device=self.mean.device, dtype=self.mean.dtype)
 
 

@@ -22,6 +22,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 
+from vaelab import importance
 from vaelab.config import ConfigError
 from vaelab.distributions import DiagonalGaussian, standard_normal_log_prob
 
@@ -396,66 +397,39 @@ class Bounds(NamedTuple):
     elbo_kl: Tensor          # [B] ELBO as mean log p(x|z) − closed-form KL(q ‖ N(0, I))
 
 
-def _log_weights(decode: Decode, log_lik: LogLik, x: Tensor, q: DiagonalGaussian, eps: Tensor,
-                 rows: int) -> tuple[Tensor, Tensor]:
-    """log w = log p(x|z) + log p(z) − log q(z|x) and log p(x|z), both [B, K], for z = mu + std·eps."""
-    b, k, d = eps.shape
-    z = q.mean[:, None] + q.std[:, None] * eps
-    per_img, per_k = max(1, rows // k), min(k, rows)
-    ll = torch.empty(b, k, device=x.device, dtype=x.dtype)
-    for s in range(0, b, per_img):
-        for t in range(0, k, per_k):
-            zs = z[s:s + per_img, t:t + per_k]
-            out = decode(zs.reshape(-1, d)).view(*zs.shape[:2], -1)
-            ll[s:s + per_img, t:t + per_k] = log_lik(out, x[s:s + per_img, None])
-    return ll + standard_normal_log_prob(z) - q.log_prob(z), ll
-
-
 def iwae_bounds(decode: Decode, log_lik: LogLik, x: Tensor, mu: Tensor, logvar: Tensor,
                 ks: tuple[int, ...] = (1, 10, 100, 1000), generator: torch.Generator | None = None,
-                rows: int = ROWS) -> Bounds:
+                rows: int = importance.ROWS) -> Bounds:
     """Importance-weighted bounds L_K = E log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x) ≤ log p(x) (Burda et al.
-    2015, eq. 8), for every K in ``ks``, from ONE set of max(ks) samples per image.
-
-    Each L_K is estimated by splitting the M = max(ks) samples into ⌊M/K⌋ disjoint blocks of K and averaging
-    the blocks' log-mean-exp: every block is K independent draws, so each is an unbiased estimate of L_K,
-    and no sample is wasted. When the ks divide each other (1, 10, 100, 1000) the estimates increase with K
-    for every image, not only in expectation (a log-mean-exp over a union of blocks is at least the mean of
-    the blocks' log-mean-exps, by concavity). K = 1 gives the Monte-Carlo ELBO over all M samples (``elbo``);
+    2015, eq. 8), for every K in ``ks``, from ONE set of max(ks) samples per image, by
+    :func:`vaelab.importance.estimate` (disjoint blocks of K: see :func:`vaelab.importance.bounds`). K = 1 gives the Monte-Carlo ELBO over all M samples (``elbo``);
     ``elbo_kl`` replaces its Monte-Carlo KL by the closed form (Kingma & Welling 2014, eq. 10). Which has the
     lower variance depends on q: the closed form removes the KL's noise when q is far from p(z|x), but as
     q approaches p(z|x) every log w approaches log p(x) and ``elbo``'s variance goes to 0 while
-    ``elbo_kl``'s does not (Roeder, Wu & Duvenaud 2017). Samples are drawn up front ([B, M, d] normals),
-    so results do not depend on ``rows``, which only bounds the decoded rows held at once. Report across
-    images with :func:`mean_se`.
+    ``elbo_kl``'s does not (Roeder, Wu & Duvenaud 2017). Samples are drawn up front ([B, M, d] normals);
+    ``rows`` bounds the decoded rows held at once (and is the shape of every decoder call). Report across
+    images with :func:`vaelab.importance.mean_se`.
     """
     _check_batch(x, mu, logvar)
-    _check(len(ks) > 0 and all(isinstance(k, int) and k >= 1 for k in ks), "ks", ks,
-           "a non-empty sequence of sample counts >= 1")
-    m = max(ks)
-    eps = torch.randn(mu.shape[0], m, mu.shape[1], generator=generator, device=mu.device, dtype=mu.dtype)
     q = DiagonalGaussian(mu, logvar)
-    with torch.no_grad():
-        log_w, ll = _log_weights(decode, log_lik, x, q, eps, rows)
-    iwae = {}
-    for k in ks:
-        blocks = log_w[:, : (m // k) * k].view(len(x), m // k, k)
-        iwae[k] = (torch.logsumexp(blocks, -1) - math.log(k)).mean(-1)
-    return Bounds(iwae, log_w.mean(-1), ll.mean(-1) - q.kl())
+    importance.check_ks(ks)
+    eps = importance.draw(q, max(ks), generator)
+    est = importance.estimate(lambda z, idx: _pointwise(decode, log_lik, z, x[idx]), q, eps, ks, rows=rows)
+    return Bounds(est.iwae, est.elbo, est.log_lik - q.kl())
+
+
+def _pointwise(decode: Decode, log_lik: LogLik, z: Tensor, x: Tensor) -> Tensor:
+    """log p(x_i | z_ik) [n, k] for z [n, k, d] and images x [n, pixels]: one decoder pass of n·k rows."""
+    n, k, d = z.shape
+    return log_lik(decode(z.reshape(n * k, d)).view(n, k, -1), x[:, None])
 
 
 def elbo(decode: Decode, log_lik: LogLik, x: Tensor, mu: Tensor, logvar: Tensor, samples: int = 1000,
-         generator: torch.Generator | None = None, rows: int = ROWS) -> Tensor:
+         generator: torch.Generator | None = None, rows: int = importance.ROWS) -> Tensor:
     """ELBO [B] = E_q[log p(x|z) + log p(z) − log q(z|x)] by ``samples`` draws (Kingma & Welling 2014, eq. 2-3):
     the estimator for comparing an encoder's q with a locally fitted q* (:func:`gaps`), whose log weights
     are nearly constant, so its ELBO is estimated almost without noise (Roeder, Wu & Duvenaud 2017)."""
     return iwae_bounds(decode, log_lik, x, mu, logvar, ks=(samples,), generator=generator, rows=rows).elbo
-
-
-def mean_se(values: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean across images and its standard error s/√B (the test set as a sample), for "mean ± s.e."."""
-    _check(values.dim() == 1 and values.numel() >= 2, "values.shape", tuple(values.shape), "[B] with B >= 2")
-    return values.mean(), values.std() / math.sqrt(values.numel())
 
 
 # --- the inference gaps of Cremer, Li & Duvenaud (2018) -----------------------------------------------------

@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from vaelab.config import ConfigError, from_dict
+from vaelab.distributions import LOG_2PI
 from vaelab.stacking import per_seed
 
-LOG_2PI = math.log(2 * math.pi)
 # Logits |l| below this use the Taylor series of the continuous Bernoulli's normaliser and mean: their closed
 # forms are 0/0 at λ = ½ and cancel badly near it in float32; the first omitted term is < 1e-8 at |l| = 0.2.
 CB_TAYLOR = 0.2

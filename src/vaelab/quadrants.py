@@ -43,11 +43,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vaelab.config import TrainConfig, from_dict, hidden_widths, positive_int
+from vaelab import importance
+from vaelab.config import MNIST_TEST_SIZE, TrainConfig, from_dict, hidden_widths, positive_int
 from vaelab.data import IMAGE_SIDE, INPUT_DIM
-from vaelab.distributions import LOG_2PI, DiagonalGaussian
+from vaelab.distributions import DiagonalGaussian
+from vaelab.importance import mean_se
 from vaelab.loop import fit_stacked
 from vaelab.likelihoods import Bernoulli
+from vaelab.models.layers import mlp
 
 QUADRANTS = ("top-left", "top-right", "bottom-left", "bottom-right")
 # Pyro's MaskImages (examples/cvae/mnist.py): the quadrants each setting gives; the others are predicted.
@@ -67,7 +70,6 @@ PYRO_ANCHOR = {
 }
 LIKELIHOOD = Bernoulli()  # the one pixel likelihood: vaelab.likelihoods, as every model of the study
 MIN_SAMPLES = 100         # the issue asks for S >= 100 importance samples
-EVAL_IMAGES_PER_CHUNK = 100
 
 
 # --- settings -------------------------------------------------------------------------------------------------
@@ -89,8 +91,8 @@ class QuadrantsConfig:
     batch_size: int = field(default=128, metadata=positive_int())
     lr: float = field(default=1e-3, metadata={"check": (lambda v: v > 0), "expect": "> 0"})
     samples: int = field(default=100, metadata={"check": (lambda v: v >= MIN_SAMPLES), "expect": f">= {MIN_SAMPLES}"})    # S, importance samples per image
-    test_images: int | None = field(default=10_000, metadata={           # the first N test images; null = all
-        "check": (lambda v: 2 <= v <= 10_000), "expect": "between 2 and 10000 (or null: all)"})
+    test_images: int | None = field(default=MNIST_TEST_SIZE, metadata={  # the first N test images; null = all
+        "check": (lambda v: 2 <= v <= MNIST_TEST_SIZE), "expect": f"between 2 and {MNIST_TEST_SIZE} (or null: all)"})
     figure_examples: int = field(default=10, metadata={"check": (lambda v: 1 <= v <= 100), "expect": "between 1 and 100"})
     figure_samples: int = field(default=5, metadata={"check": (lambda v: 1 <= v <= 20), "expect": "between 1 and 20"})
 
@@ -134,16 +136,6 @@ def complete(mask: Tensor, given: Tensor, missing: Tensor) -> Tensor:
 
 # --- the networks ---------------------------------------------------------------------------------------------
 
-def mlp(sizes: list[int]) -> nn.Sequential:
-    """Linear layers of the given sizes with ReLU between them (none after the last)."""
-    layers: list[nn.Module] = []
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        if i:
-            layers.append(nn.ReLU())
-        layers.append(nn.Linear(fan_in, fan_out))
-    return nn.Sequential(*layers)
-
-
 def missing_log_prob(logits: Tensor, x_missing: Tensor) -> Tensor:
     """log p(x_missing | logits), summed over the missing pixels: the study's Bernoulli ``log_prob``."""
     return LIKELIHOOD.log_prob(logits, x_missing)
@@ -169,12 +161,6 @@ class Baseline(nn.Module):
     def nll(self, x_given: Tensor, x_missing: Tensor) -> Tensor:
         """[B]: −log p(x_missing | x_given) of the point prediction, nats per image."""
         return -missing_log_prob(self(x_given), x_missing)
-
-
-def gaussian_kl(q: DiagonalGaussian, p: DiagonalGaussian) -> Tensor:
-    """KL(q ‖ p) of two diagonal Gaussians in closed form, one value per row:
-    ½ Σ_j [log σ²_p − log σ²_q + (σ²_q + (μ_q − μ_p)²) / σ²_p − 1]."""
-    return 0.5 * (p.logvar - q.logvar + (q.logvar.exp() + (q.mean - p.mean).pow(2)) / p.logvar.exp() - 1).sum(-1)
 
 
 class QuadrantCVAE(nn.Module):
@@ -235,7 +221,7 @@ class QuadrantCVAE(nn.Module):
         its two terms."""
         q = self.posterior(x_given, x_missing)
         recon = -missing_log_prob(self.logits(x_given, q.rsample(generator=noise)), x_missing).mean()
-        kl = gaussian_kl(q, self.prior(x_given)).mean()
+        kl = q.kl(self.prior(x_given)).mean()
         return {"loss": recon + kl, "recon": recon, "kl": kl}
 
     @torch.no_grad()
@@ -268,33 +254,21 @@ class Scores:
 
 @torch.no_grad()
 def conditional_nll(model: QuadrantCVAE, x_given: Tensor, x_missing: Tensor, samples: int,
-                    generator: torch.Generator | None = None, chunk: int = EVAL_IMAGES_PER_CHUNK) -> Scores:
+                    generator: torch.Generator | None = None, rows: int = importance.ROWS) -> Scores:
     """−log p(x_m | x_g) per image by importance sampling with ``samples`` = S draws of q(z | x_g, x_m):
 
     log w_s = log p(x_m | x_g, z_s) + log p(z_s | x_g) − log q(z_s | x_g, x_m),
     NLL = −log (1/S) Σ_s exp(log w_s)   (log-sum-exp),
 
-    nats per image. All S·B normals are drawn up front from ``generator``, so results do not depend on
-    ``chunk`` (how many images are decoded at once)."""
-    b, d = len(x_given), model.latent_dim
-    eps = torch.randn(b, samples, d, generator=generator, device=x_given.device)
-    log_w = torch.empty(b, samples, device=x_given.device)
-    for s in range(0, b, chunk):
-        xg, xm, e = x_given[s:s + chunk], x_missing[s:s + chunk], eps[s:s + chunk]
-        q, p = model.posterior(xg, xm), model.prior(xg)
-        z = q.mean[:, None] + q.std[:, None] * e
-        log_lik = missing_log_prob(model.logits(xg, z), xm[:, None])
-        log_q = -0.5 * (e.pow(2) + q.logvar[:, None] + LOG_2PI).sum(-1)  # = q.log_prob(z), without its round-off
-        log_w[s:s + chunk] = log_lik + p.log_prob(z) - log_q
-    nll = -(torch.logsumexp(log_w, dim=-1) - math.log(samples))
-    return Scores(nll, -log_w.mean(-1))
-
-
-def mean_se(values: Tensor) -> tuple[float, float]:
-    """The mean over images and its standard error s/√N (the scored test images as a sample)."""
-    if values.dim() != 1 or len(values) < 2:
-        raise ValueError(f"values: expected [N] with N >= 2, got shape {tuple(values.shape)}")
-    return values.mean().item(), (values.std() / math.sqrt(len(values))).item()
+    nats per image, by :func:`vaelab.importance.estimate` (log q from the normals themselves, without the
+    round-off of q.log_prob(z)). All S·B normals are drawn up front from ``generator``, so ``rows`` (how many
+    (image, sample) pairs are decoded at once) changes only the shape of the matrix products."""
+    q, p = model.posterior(x_given, x_missing), model.prior(x_given)
+    eps = torch.randn(len(x_given), samples, model.latent_dim, generator=generator, device=x_given.device)
+    est = importance.estimate(
+        lambda z, idx: missing_log_prob(model.logits(x_given[idx], z), x_missing[idx, None]), q, eps, (samples,),
+        lambda z, idx: DiagonalGaussian(p.mean[idx], p.logvar[idx]).log_prob(z), rows)
+    return Scores(-est.iwae[samples], -est.elbo)
 
 
 # --- one setting, end to end ----------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ import torch
 
 from dataclasses import dataclass
 
-from vaelab import inference, judge as judges, metrics
+from vaelab import importance, inference, judge as judges, metrics
 from vaelab.config import EvaluateConfig
 from vaelab.data import INPUT_DIM, NUM_CLASSES, Split, batches
 from vaelab.likelihoods import bits_per_dim
@@ -155,7 +155,7 @@ def yardsticks(model: LatentModel, judge: torch.nn.Module, tests: TestSets, cfg:
         x = _subset(tests.binarized, cfg.binarized_images)
         gen = torch.Generator(model.device).manual_seed(seed)
         nll = metrics.likelihood_bounds(model, x, None, cfg.binarized_iwae_samples, gen)["iwae_nll"]
-        out["binarized"] = {"iwae_nll": nll.mean().item(), "iwae_se": (nll.std() / math.sqrt(len(nll))).item()}
+        out["binarized"] = {"iwae_nll": nll.mean().item(), "iwae_se": importance.standard_error(nll)}
         if exact:
             out["binarized"]["exact_nll"] = exact_nll_by_quadrature(model, x).mean().item()
     fake = prior_samples(model, cfg.sample_images, torch.Generator(model.device).manual_seed(seed))
