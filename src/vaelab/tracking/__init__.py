@@ -174,70 +174,68 @@ def recording(what: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def tracked_run(name: str, experiment_id: str, run_id: str | None = None, tags: dict[str, str] | None = None
-                ) -> Iterator[Any]:
-    """Start (or resume) the run ``name``; end it FINISHED, FAILED, or KILLED if interrupted.
-
-    If ending the run fails too (the server is down), the original error is the one reported.
-    """
-    import mlflow
-
-    with recording("starting the run"):
-        if run_id and not _active_in(run_id, experiment_id):  # e.g. the checkpoint's run was deleted
-            log.warning("run %s of the checkpoint is not in experiment %s: starting a new run", run_id, experiment_id)
-            run_id = None
-        run = mlflow.start_run(run_id=run_id, experiment_id=experiment_id, run_name=None if run_id else name,
-                               tags=tags)
+def _ending(what: str, end: Any) -> Iterator[None]:
+    """Call ``end(status)`` when the block ends: FINISHED, FAILED, or KILLED if interrupted. If ending fails too
+    (the server is down), the original error is the one reported."""
     status = "FAILED"
     try:
-        yield run
+        yield
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     finally:
         try:
-            with recording(f"marking the run {status}"):
-                mlflow.end_run(status)
+            with recording(f"marking {what} {status}"):
+                end(status)
         except TrackingError as err:
             if status == "FINISHED":
                 raise
             log.warning("%s", err)
+
+
+def _existing(run_id: str | None, experiment_id: str) -> str | None:
+    if run_id and not _active_in(run_id, experiment_id):  # e.g. the checkpoint's run was deleted
+        log.warning("run %s of the checkpoint is not in experiment %s: starting a new run", run_id, experiment_id)
+        return None
+    return run_id
+
+
+@contextlib.contextmanager
+def tracked_run(name: str, experiment_id: str, run_id: str | None = None, tags: dict[str, str] | None = None
+                ) -> Iterator[Any]:
+    """Start (or resume) the run ``name``; end it FINISHED, FAILED, or KILLED if interrupted."""
+    import mlflow
+
+    with recording("starting the run"):
+        run_id = _existing(run_id, experiment_id)
+        run = mlflow.start_run(run_id=run_id, experiment_id=experiment_id, run_name=None if run_id else name,
+                               tags=tags)
+    with _ending("the run", mlflow.end_run):
+        yield run
 
 
 @contextlib.contextmanager
 def tracked_runs(names: list[str], experiment_id: str, run_ids: list[str | None], tags: list[dict[str, str]]
                  ) -> Iterator[list[str]]:
     """Start (or resume) one run per name at once (seeds trained side by side), by explicit run ids; end
-    them all FINISHED, FAILED, or KILLED if interrupted, as :func:`tracked_run` ends one."""
+    them all as :func:`tracked_run` ends one."""
     ids: list[str] = []
     with recording("starting the runs"):
-        for name, run_id, run_tags_ in zip(names, run_ids, tags, strict=True):
-            if run_id and not _active_in(run_id, experiment_id):
-                log.warning("run %s of the checkpoint is not in experiment %s: starting a new run", run_id,
-                            experiment_id)
-                run_id = None
+        for name, run_id, run_tags in zip(names, run_ids, tags, strict=True):
+            run_id = _existing(run_id, experiment_id)
             if run_id:
                 client().update_run(run_id, status="RUNNING")
             else:
-                run_id = client().create_run(experiment_id, tags=run_tags_, run_name=name).info.run_id
+                run_id = client().create_run(experiment_id, tags=run_tags, run_name=name).info.run_id
             ids.append(run_id)
-    status = "FAILED"
-    try:
+
+    def end(status: str) -> None:
+        for run_id in ids:
+            client().set_terminated(run_id, status)
+
+    with _ending("the runs", end):
         yield ids
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        try:
-            with recording(f"marking the runs {status}"):
-                for run_id in ids:
-                    client().set_terminated(run_id, status)
-        except TrackingError as err:
-            if status == "FINISHED":
-                raise
-            log.warning("%s", err)
 
 
 def _active_in(run_id: str, experiment_id: str) -> bool:
