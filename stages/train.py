@@ -98,7 +98,7 @@ def train_group(params: Params, name: str, seeds: list[int], root: Path, experim
                 tracking.log_metrics(rid, e.flat(), e.epoch)
 
         histories = fit_stacked(model, train, test, params.train, seeds=seeds, view=model.space.train_view,
-                                name=f"{name}/seed{'-'.join(map(str, seeds))}", device=device, state_path=state_path,
+                                name=f"{name}/seed{'-'.join(map(str, seeds))}", lr_param="train.lr", device=device, state_path=state_path,
                                 state_fingerprint=state_fp, resume=resume, extra={"run_ids": run_ids},
                                 on_epoch=record)
         trained = [model] if len(seeds) == 1 else models.unstack(model)

@@ -152,6 +152,7 @@ def fit_stacked(
     params: list[nn.Parameter] | None = None,
     lr_at: Callable[[int], float] | None = None,
     name: str = "model",
+    lr_param: str = "the learning rate",
     device: torch.device = torch.device("cpu"),
     state_path: Path | None = None,
     state_fingerprint: str = "",
@@ -164,7 +165,8 @@ def fit_stacked(
 
     ``test`` (same layout) is scored at the end of each epoch; ``view`` shows images in the model's data space
     (a registered model's ``space.train_view``); ``params`` restricts what is trained (default: everything
-    that requires a gradient); ``lr_at(epoch)`` sets the learning rate per epoch (default ``cfg.lr``).
+    that requires a gradient); ``lr_at(epoch)`` sets the learning rate per epoch (default ``cfg.lr``);
+    ``lr_param`` names the learning rate's param in the error a non-finite loss raises.
     ``resume`` (from :func:`load_state`) continues a previous run; ``extra`` is stored in every checkpoint
     (e.g. the tracking run ids) so a resumed run can find it again.
     """
@@ -224,8 +226,9 @@ def fit_stacked(
                          {k: v[i] for k, v in diagnostics.items()}) for i in range(s)]
         for seed, result in zip(seeds, results):
             if not all(math.isfinite(v) for v in result.flat().values()):
-                raise NonFiniteLossError(f"{name} (seed {seed}): non-finite losses {result.flat()} at epoch {epoch}; "
-                                         f"lower the learning rate (now {cfg.lr}) or check the data")
+                who = f"{name} (seed {seed})" if stacked else name
+                raise NonFiniteLossError(f"{who}: non-finite losses {result.flat()} at epoch {epoch}; "
+                                         f"lower {lr_param} (now {cfg.lr}) or check the data")
         for h, result in zip(history, results):
             h.append(result)
         log.info("%s epoch %d/%d: train loss %s, test loss %s", name, epoch, cfg.epochs,
