@@ -125,26 +125,29 @@ def step_ms(threads: int, steps: int = 60, blocks: int = 5) -> dict[str, float]:
     makers = {"make_adam": lambda p: make_adam(p, 1e-3),
               "Adam(fused=True)": lambda p: torch.optim.Adam(p, lr=1e-3, fused=True),
               "Adam() (foreach)": lambda p: torch.optim.Adam(p, lr=1e-3)}
-    out = {}
+    trained = {}
     for name, make in makers.items():
         model = models.build(spec, seed=0)
-        opt = make(model.parameters())
+        trained[name] = (model, make(model.parameters()))
 
-        def run(n: int) -> None:
-            for _ in range(n):
-                loss = model.loss(x, y)["loss"]
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+    def run(name: str, n: int) -> None:
+        model, opt = trained[name]
+        for _ in range(n):
+            loss = model.loss(x, y)["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
 
-        run(10)
-        per_block = []
-        for _ in range(blocks):
+    per_block: dict[str, list[float]] = {name: [] for name in makers}
+    for name in makers:
+        run(name, 10)
+    # Blocks interleaved across the optimizers, so a change in the machine's load hits them alike.
+    for _ in range(blocks):
+        for name in makers:
             start = time.perf_counter()
-            run(steps)
-            per_block.append((time.perf_counter() - start) / steps * 1e3)
-        out[name] = round(statistics.median(per_block), 2)
-    return out
+            run(name, steps)
+            per_block[name].append((time.perf_counter() - start) / steps * 1e3)
+    return {name: round(statistics.median(times), 2) for name, times in per_block.items()}
 
 
 def dvc_times(repeats: int) -> dict[str, float]:
