@@ -19,8 +19,11 @@ repro: setup                 ## run the whole pipeline (downloads MNIST unless V
 test: setup                  ## run the test suite (uses ../shared/mnist, or VAELAB_MNIST_MIRROR)
 	python -m pytest
 
-bench: setup                 ## training and evaluation speed against the machine's matmul peak and a torchvision baseline
-	PYTHONPATH=src python benchmarks/speed.py
+bench: setup                 ## speed against the machine's matmul peak (after `dvc repro download`); see benchmarks/
+	PYTHONPATH=src:. python benchmarks/speed.py
+	PYTHONPATH=src:. python benchmarks/importance.py
+	PYTHONPATH=src:. python benchmarks/startup.py
+	PYTHONPATH=src:. python benchmarks/study.py
 
 mlflow-ui: setup             ## browse the runs at http://127.0.0.1:5000 (prints the runs table's URL)
 	@PYTHONPATH=src python -c "from vaelab import tracking; print('vaelab runs table:', tracking.ui_url('http://127.0.0.1:5000', 'vaelab'))"

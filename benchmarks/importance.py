@@ -27,7 +27,7 @@ import torch
 from vaelab import importance
 from vaelab.distributions import DiagonalGaussian
 from vaelab.likelihoods import Bernoulli
-from vaelab.models.layers import mlp
+from vaelab.models.layers import StackedLinear, mlp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the peak measured as benchmarks/speed.py measures it
 from speed import matmul_peak  # noqa: E402
@@ -53,7 +53,7 @@ def decoder_gflops(rows: int, pairs: bool = False, repeats: int = 3) -> float:
             return lik.log_prob_pairs(out, x[idx])
         return lik.log_prob(out.view(n, k, -1), x[idx, None])
 
-    macs = sum(m.in_features * m.out_features for m in decoder.modules() if isinstance(m, torch.nn.Linear))
+    macs = sum(m.weight.shape[1] * m.weight.shape[2] for m in decoder.modules() if isinstance(m, StackedLinear))
     importance.estimate(log_lik, q, eps[:4], (K,), rows=rows)             # warm-up
     best = min(_timed(lambda: importance.estimate(log_lik, q, eps, (K,), rows=rows)) for _ in range(repeats))
     return 2 * IMAGES * K * macs / best / 1e9
