@@ -34,7 +34,8 @@ from vaelab.viz.model_figures import model_label, save_figures
 log = logging.getLogger("vaelab.inference")
 
 
-def mean_se(values: torch.Tensor) -> dict[str, float]:
+def summary(values: torch.Tensor) -> dict[str, float]:
+    """{mean, se} over images, as metrics/inference.json holds each number (:func:`vaelab.importance.mean_se`)."""
     mean, se = importance.mean_se(values)
     return {"mean": mean, "se": se}
 
@@ -87,13 +88,13 @@ def study_model(params: Params, name: str, root: Path) -> tuple[dict, object]:
     split = inference.gaps(log_px[:n], elbo_local, elbo_enc)
     result = {
         "images": cfg.images,
-        "log_px": mean_se(log_px),
-        "elbo": mean_se(elbo),
-        "gap": mean_se(log_px - elbo),
-        **{f"iwae_{kk}": mean_se(v) for kk, v in iwae.items()},
+        "log_px": summary(log_px),
+        "elbo": summary(elbo),
+        "gap": summary(log_px - elbo),
+        **{f"iwae_{kk}": summary(v) for kk, v in iwae.items()},
         "local_images": n,
-        "approximation_gap": mean_se(split["approximation"]),
-        "amortisation_gap": mean_se(split["amortisation"]),
+        "approximation_gap": summary(split["approximation"]),
+        "amortisation_gap": summary(split["amortisation"]),
     }
     grids = []
     for i in range(k):
