@@ -36,7 +36,6 @@ network sees z only; the paper's (used here) sees the given pixels too.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
