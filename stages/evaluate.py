@@ -12,12 +12,13 @@ from pathlib import Path
 import click
 
 from vaelab import judge as judges, models, tracking
-from vaelab.config import MNIST_TEST_SIZE, ConfigError, Params, flatten, load_params
+from vaelab.config import MNIST_TEST_SIZE, Params, flatten, load_params
 from vaelab.data import load_binarized_test, load_split
 from vaelab.device import resolve_device
 from vaelab.files import md5_of_file, write_atomic
 from vaelab.scorecard import mean_over_seeds, score, test_sets
 from vaelab.stage import parallel_map, publish, run_stage, staging
+from vaelab.errors import ConfigError
 
 log = logging.getLogger("vaelab.evaluate")
 

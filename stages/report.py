@@ -14,8 +14,9 @@ import click
 from vaelab import claims, models, tracking
 from vaelab.config import Params, load_params
 from vaelab.data import load_split
+from vaelab.errors import ReportError
 from vaelab.files import write_atomic
-from vaelab.reporting import ReportError, render_html, render_markdown
+from vaelab.reporting import render_html, render_markdown
 from vaelab.stage import publish, run_stage, staging
 from vaelab.study import Inputs, report_blocks
 from vaelab.viz import charts, images

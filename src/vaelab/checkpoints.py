@@ -15,11 +15,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from vaelab.config import ConfigError
+from vaelab.errors import CheckpointError, ConfigError
 from vaelab.files import atomic_path
-
-
-from vaelab.errors import CheckpointError  # noqa: E402  (re-exported: callers catch it from here)
 
 
 def to_bytes(obj: object) -> bytes:

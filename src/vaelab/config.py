@@ -18,15 +18,13 @@ from typing import Any, Literal
 
 import yaml
 
+from vaelab.errors import ConfigError
+
 
 MNIST_TRAIN_SIZE = 60_000
 MNIST_TEST_SIZE = 10_000
 # YAML 1.1 (PyYAML) reads `1e-3` as a string; DVC's YAML 1.2 reads it as a float. Accept both.
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-
-
-class ConfigError(ValueError):
-    """params.yaml (or an override) does not describe a valid experiment."""
 
 
 def _min(bound: float) -> dict:

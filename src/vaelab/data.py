@@ -16,6 +16,7 @@ import torch
 
 from vaelab.config import MNIST_TEST_SIZE, MNIST_TRAIN_SIZE
 from vaelab.download import raw_dir
+from vaelab.errors import DataError
 
 IMAGE_SIDE = 28
 INPUT_DIM = IMAGE_SIDE * IMAGE_SIDE  # 784
@@ -24,9 +25,6 @@ SPLIT_SIZES = {"train": MNIST_TRAIN_SIZE, "test": MNIST_TEST_SIZE}
 _PREFIX = {"train": "train", "test": "t10k"}
 _IMAGE_MAGIC, _LABEL_MAGIC = 2051, 2049
 
-
-class DataError(RuntimeError):
-    """An MNIST file under data/ is missing, truncated or not what it claims to be."""
 
 
 class Split(NamedTuple):

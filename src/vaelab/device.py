@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from vaelab.config import ConfigError
+from vaelab.errors import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:

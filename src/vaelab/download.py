@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from vaelab.errors import DownloadError
 from vaelab.files import atomic_path
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,6 @@ ARCHIVES: tuple[tuple[str, str], ...] = (
 )
 TIMEOUT_S = 30.0
 
-
-class DownloadError(RuntimeError):
-    """No mirror delivered a verified copy of an archive."""
 
 
 def raw_dir(root: str | Path) -> Path:

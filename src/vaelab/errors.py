@@ -1,8 +1,21 @@
-"""The failures a user can act on, in one place: a stage reports each as one clear line and exits non-zero.
+"""The failures a user can act on, all in this one module: a stage reports each as one clear line naming the
+file, key or server, and exits non-zero (:func:`vaelab.stage.run_stage`). Raise and catch them from here."""
 
-(:class:`vaelab.config.ConfigError`, :class:`vaelab.data.DataError`, :class:`vaelab.download.DownloadError`
-and :class:`vaelab.tracking.TrackingError` live beside the code that raises them.)
-"""
+
+class ConfigError(ValueError):
+    """params.yaml (or an override) does not describe a valid experiment."""
+
+
+class DataError(RuntimeError):
+    """An MNIST file under data/ is missing, truncated or not what it claims to be."""
+
+
+class DownloadError(RuntimeError):
+    """No mirror delivered a verified copy of an archive."""
+
+
+class TrackingError(RuntimeError):
+    """The MLflow tracking store cannot be used."""
 
 
 class CheckpointError(RuntimeError):
@@ -15,3 +28,8 @@ class NonFiniteLossError(RuntimeError):
 
 class ReportError(RuntimeError):
     """An input of the report (metrics, history, figure) is missing or malformed."""
+
+
+# What a stage reports as one line and exit 1 instead of a traceback.
+EXPECTED: tuple[type[Exception], ...] = (ConfigError, DataError, DownloadError, TrackingError, CheckpointError,
+                                         NonFiniteLossError, ReportError)

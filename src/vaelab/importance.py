@@ -30,7 +30,7 @@ from typing import Callable, NamedTuple, Sequence
 import torch
 from torch import Tensor
 
-from vaelab.config import ConfigError
+from vaelab.errors import ConfigError
 from vaelab.distributions import LOG_2PI, DiagonalGaussian, standard_normal_log_prob
 
 # (z [n, k, d], idx [n]) -> [n, k]: log p(x_i | z_ik) for the images idx (indices into the caller's images);

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from vaelab import importance
-from vaelab.config import ConfigError
+from vaelab.errors import ConfigError
 from vaelab.distributions import DiagonalGaussian, standard_normal_log_prob
 
 # z [N, d] -> decoder output [N, P*784] (the model's decoder, possibly closed over a label y for a CVAE).

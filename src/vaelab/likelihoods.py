@@ -28,9 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vaelab.config import ConfigError, from_dict
+from vaelab.config import from_dict
 from vaelab.distributions import LOG_2PI
 from vaelab.stacking import per_seed
+from vaelab.errors import ConfigError
 
 # Logits |l| below this use the Taylor series of the continuous Bernoulli's normaliser and mean: their closed
 # forms are 0/0 at λ = ½ and cancel badly near it in float32; the first omitted term is < 1e-8 at |l| = 0.2.

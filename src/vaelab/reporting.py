@@ -10,8 +10,7 @@ import html
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
-
-from vaelab.errors import ReportError  # noqa: E402  (re-exported)
+from vaelab.errors import ReportError
 
 
 @dataclass(frozen=True)

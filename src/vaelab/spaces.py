@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import torch
 
 from vaelab import streams
-from vaelab.config import ConfigError
+from vaelab.errors import ConfigError
 
 
 def dequantize(x: torch.Tensor, source: streams.Source = None) -> torch.Tensor:

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
+from vaelab import errors
+
 T = TypeVar("T")
 log = logging.getLogger("vaelab")
 
@@ -28,13 +30,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
 
     Called only once an exception reaches :func:`run_stage` (an ``except`` clause is evaluated then).
     """
-    from vaelab.config import ConfigError
-    from vaelab.data import DataError
-    from vaelab.download import DownloadError
-    from vaelab.errors import CheckpointError, NonFiniteLossError, ReportError
-    from vaelab.tracking import TrackingError
-
-    known = (ConfigError, DataError, DownloadError, CheckpointError, TrackingError, NonFiniteLossError, ReportError)
+    known = errors.EXPECTED
     # An MlflowException can only come from a process that imported mlflow; a stage that failed before
     # recording anything (or never records) reports its error without 2 s of importing mlflow first.
     mlflow_exceptions = sys.modules.get("mlflow.exceptions")

@@ -17,12 +17,13 @@ from typing import Any
 import torch
 
 from vaelab.checkpoints import load_module, payload, save_bytes, to_bytes
-from vaelab.config import ConfigError, Params, from_dict
+from vaelab.config import Params, from_dict
 from vaelab.models.ae import Autoencoder
 from vaelab.models.base import LatentModel
 from vaelab.models.cvae import CVAE
 from vaelab.models.vae import VAE
 from vaelab.stacking import stack_states, unstack_state
+from vaelab.errors import ConfigError
 
 REGISTRY: dict[str, type[LatentModel]] = {
     "ae": Autoencoder,

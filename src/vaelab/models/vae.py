@@ -8,11 +8,12 @@ from typing import ClassVar
 import torch
 
 from vaelab import likelihoods, spaces
-from vaelab.config import ConfigError, hidden_widths, non_negative, positive_int
+from vaelab.config import hidden_widths, non_negative, positive_int
 from vaelab.data import INPUT_DIM
 from vaelab.distributions import DiagonalGaussian
 from vaelab.models.base import LatentModel
 from vaelab.models.layers import mlp
+from vaelab.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -34,15 +34,14 @@ from typing import Any, Iterator
 
 import yaml
 
+from vaelab.errors import TrackingError
+
 log = logging.getLogger(__name__)
 PREFLIGHT_TIMEOUT_S = 5.0
 # MLflow's HTTP client retries 7 times with exponential backoff (minutes) and waits 120 s per request;
 # a server that dies mid-run should fail the stage in seconds instead. The user's settings win.
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
-
-class TrackingError(RuntimeError):
-    """The MLflow tracking store cannot be used."""
 
 
 def project_root() -> Path:
