@@ -17,6 +17,7 @@ from vaelab.data import load_binarized_test, load_split
 from vaelab.device import resolve_device
 from vaelab.files import md5_of_file, write_atomic
 from vaelab.scorecard import mean_over_seeds, score, test_sets
+from vaelab.layout import Layout
 from vaelab.stage import parallel_map, publish, run_stage, staging
 from vaelab.errors import ConfigError
 
@@ -26,11 +27,12 @@ log = logging.getLogger("vaelab.evaluate")
 def evaluate_seed(params: Params, name: str, seed: int, root: Path, experiment_id: str) -> dict:
     """Score one seed's checkpoint and log the numbers to exactly the run that trained it."""
     device = resolve_device(params.device)
-    judge = judges.load(root / "models" / "judge", device)
+    at = Layout(root)
+    judge = judges.load(at.judge_dir, device)
     train = load_split(root / "data", "train", params.data.train_size)
     tests = test_sets(load_split(root / "data", "test", params.data.test_size), load_binarized_test(root / "data"), judge, seed,
                       params.evaluate.sample_images)
-    path = root / "models" / name / f"seed{seed}" / "model.pt"
+    path = at.checkpoint(name, seed)
     model = models.load(path, device)
     run_id = tracking.run_for_checkpoint(experiment_id, name, seed, md5_of_file(path), f"evaluate@{name}")
     start = time.perf_counter()
@@ -64,7 +66,7 @@ def evaluate(params: Params, name: str, root: Path = Path(".")) -> dict:
     per_seed = dict(zip(params.seeds, results))
     result = {**{f"seed{s}": m for s, m in per_seed.items()}, "mean": mean_over_seeds(list(per_seed.values()))}
     with staging(root, "evaluate") as staged:
-        write_atomic(staged / "metrics" / "eval" / f"{name}.json", json.dumps(result, indent=2) + "\n")
+        write_atomic(Layout(staged).eval_metrics(name), json.dumps(result, indent=2) + "\n")
         publish(staged, root)
     return result
 

@@ -12,29 +12,27 @@ from vaelab import models, tracking
 from vaelab.config import Params, load_params
 from vaelab.data import load_split
 from vaelab.files import md5_of_file
+from vaelab.layout import Layout
 from vaelab.stage import publish, run_stage, staging
 from vaelab.viz.model_figures import model_figures, save_figures
 
 log = logging.getLogger("vaelab.figures")
 
 
-def checkpoint_path(root: Path, name: str, seed: int) -> Path:
-    return root / "models" / name / f"seed{seed}" / "model.pt"
-
-
 def draw(params: Params, name: str, root: Path = Path(".")) -> list[Path]:
     models.spec_of(params, name)  # a clear error for an unknown name
     seed = params.seeds[0]
-    path = checkpoint_path(root, name, seed)
+    at = Layout(root)
+    path = at.checkpoint(name, seed)
     model = models.load(path)
     experiment_id = tracking.setup(params.mlflow.experiment)
     run_id = tracking.run_for_checkpoint(experiment_id, name, seed, md5_of_file(path), f"figures@{name}")
     figs = model_figures(name, model, load_split(root / "data", "test", params.data.test_size), params.figures, seed)
     with staging(root, "figures") as staged:
-        folder = staged / "reports" / "figures" / name
+        folder = Layout(staged).figures(name)
         save_figures(figs, folder, params.figures.dpi)
         tracking.log_artifacts(run_id, folder, "figures")
-        written = publish(staged, root, replace=[f"reports/figures/{name}"])
+        written = publish(staged, root, replace=[at.rel(at.figures(name))])
     log.info("%s: %d figures in reports/figures/%s, logged to MLflow run %s", name, len(written), name, run_id)
     return written
 

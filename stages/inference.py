@@ -27,6 +27,7 @@ from vaelab.config import Params, load_params
 from vaelab.data import load_binarized_test, load_split
 from vaelab.files import write_atomic
 from vaelab.scorecard import test_images
+from vaelab.layout import Layout
 from vaelab.stage import parallel_map, publish, run_stage, staging
 from vaelab.viz.charts import posterior_contours
 from vaelab.viz.model_figures import model_label, save_figures
@@ -55,7 +56,7 @@ def groups(model, y: torch.Tensor | None):
 def study_model(params: Params, name: str, root: Path) -> tuple[dict, object]:
     cfg = params.inference
     seed = params.seeds[0]
-    model = models.load(root / "models" / name / f"seed{seed}" / "model.pt")
+    model = models.load(Layout(root).checkpoint(name, seed))
     lik = model.likelihood
     test = load_split(root / "data", "test")
     x = test_images(model.space, test, load_binarized_test(root / "data"), seed)[:cfg.images]
@@ -116,10 +117,11 @@ def study(params: Params, root: Path = Path(".")) -> dict:
     results = parallel_map(study_model, [(params, n, root) for n in names], gflop_per_call=1e4)
     with staging(root, "inference") as staged:
         out = {n: r for n, (r, _) in zip(names, results)}
-        write_atomic(staged / "metrics" / "inference.json", json.dumps(out, indent=2) + "\n")
-        save_figures({n: f for n, (_, f) in zip(names, results)}, staged / "reports" / "figures" / "inference",
+        at = Layout(staged)
+        write_atomic(at.inference_metrics, json.dumps(out, indent=2) + "\n")
+        save_figures({n: f for n, (_, f) in zip(names, results)}, at.figures("inference"),
                      params.figures.dpi)
-        publish(staged, root, replace=["reports/figures/inference"])
+        publish(staged, root, replace=[at.rel(at.figures("inference"))])
     return out
 
 

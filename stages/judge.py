@@ -12,6 +12,7 @@ from vaelab.config import Params, load_params
 from vaelab.data import load_split
 from vaelab.device import resolve_device
 from vaelab.files import write_atomic
+from vaelab.layout import Layout
 from vaelab.stage import publish, run_stage, staging
 
 
@@ -24,9 +25,10 @@ def train_judge(params: Params, root: Path = Path(".")) -> dict:
     metrics = {"train_accuracy": judges.accuracy(net, train.images, train.labels),
                "test_accuracy": judges.accuracy(net, test.images, test.labels)}
     with staging(root, "judge") as staged:
-        judges.save(net, cfg, staged / "models" / "judge" / "model.pt")
-        write_atomic(staged / "metrics" / "judge.json", json.dumps(metrics, indent=2) + "\n")
-        publish(staged, root, replace=["models/judge"])
+        out = Layout(staged)
+        judges.save(net, cfg, out.judge_checkpoint)
+        write_atomic(out.judge_metrics, json.dumps(metrics, indent=2) + "\n")
+        publish(staged, root, replace=[out.rel(out.judge_dir)])
     return metrics
 
 

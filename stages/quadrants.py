@@ -27,6 +27,7 @@ from vaelab.config import MNIST_TRAIN_SIZE, Params, flatten, load_params
 from vaelab.data import SPLIT_SIZES, load_split
 from vaelab.device import resolve_device
 from vaelab.files import atomic_path, write_atomic
+from vaelab.layout import Layout
 from vaelab.stage import parallel_map, publish, run_stage, staging
 from vaelab.viz.quadrant_figures import completions
 
@@ -91,8 +92,9 @@ def quadrants(params: Params, root: Path = Path(".")) -> dict:
                                                if k != "epoch"}, epoch["epoch"])
         tracking.log_metrics(rid, numbers({k: v for k, v in metrics.items() if k.startswith("given_")}))
         with staging(root, "quadrants") as staged:
-            write_atomic(staged / "metrics" / "quadrants.json", json.dumps(metrics, indent=2) + "\n")
-            folder = staged / "reports" / "figures" / "quadrants"
+            at = Layout(staged)
+            write_atomic(at.quadrants_metrics, json.dumps(metrics, indent=2) + "\n")
+            folder = at.figures("quadrants")
             folder.mkdir(parents=True)
             for r in results:
                 m = r.metrics
@@ -101,8 +103,8 @@ def quadrants(params: Params, root: Path = Path(".")) -> dict:
                          f"(S = {cfg.samples})")
                 save_png(completions(r.tiles, title), folder / f"given{r.given}.png", params.figures.dpi)
             tracking.log_artifacts(rid, folder, "figures")
-            tracking.log_artifacts(rid, staged / "metrics", "metrics")
-            publish(staged, root, replace=["reports/figures/quadrants"])
+            tracking.log_artifacts(rid, at.quadrants_metrics.parent, "metrics")
+            publish(staged, root, replace=[at.rel(folder)])
     for r in results:
         key = f"given_{r.given}"
         log.info("%s: baseline %.2f, CVAE %.2f ± %.2f nats (Pyro: %.1f, %.1f)", key, metrics[key]["baseline_nll"],

@@ -17,6 +17,7 @@ from vaelab.data import load_split
 from vaelab.errors import ReportError
 from vaelab.files import write_atomic
 from vaelab.reporting import render_html, render_markdown
+from vaelab.layout import Layout
 from vaelab.stage import publish, run_stage, staging
 from vaelab.study import Inputs, report_blocks
 from vaelab.viz import charts, images
@@ -59,23 +60,23 @@ def read_history(path: Path, column: str = "test_loss") -> tuple[list[int], list
 
 
 def read_inputs(params: Params, root: Path) -> Inputs:
-    names, seeds = list(params.models), params.seeds
+    names, seeds, at = list(params.models), params.seeds, Layout(root)
     figures = {}
     for m in names:
-        folder = root / "reports" / "figures" / m
+        folder = at.figures(m)
         figures[m] = [k for k in KINDS if (folder / f"{k}.png").is_file()]
         if not figures[m]:
             raise ReportError(f"{folder}: no figures; run `dvc repro figures@{m}`")
-    train = {m: per_seed(root / "metrics" / "train" / f"{m}.json", seeds,
+    train = {m: per_seed(at.train_metrics(m), seeds,
                          lambda v: {"train": v["train"], "test": v["test"]}) for m in names}
-    evals = {m: per_seed(root / "metrics" / "eval" / f"{m}.json", seeds) for m in names}
+    evals = {m: per_seed(at.eval_metrics(m), seeds) for m in names}
     verdicts = [claims.judge(spec, {m: [evals[m][s] for s in seeds] for m in evals}) for spec in params.claims]
-    judge = root / "metrics" / "judge.json"
+    judge = at.judge_metrics
     post = {params.report.post_ae: params.report.working_ae} if params.report.post_ae in params.models else {}
-    inference = read_json(root / "metrics" / "inference.json") if params.inference.models else {}
+    inference = read_json(at.inference_metrics) if params.inference.models else {}
     fixed = tuple(n for n in names if getattr(getattr(models.build(models.spec_of(params, n)), "likelihood", None),
                                               "fixed_scale", False))
-    quadrants = read_json(root / "metrics" / "quadrants.json") if params.quadrants else {}
+    quadrants = read_json(at.quadrants_metrics) if params.quadrants else {}
     return Inputs(names, seeds, figures, train, evals, verdicts,
                   read_json(judge).get("test_accuracy") if judge.exists() else None, post, inference,
                   "study/sigma.png" if sigma_histories(params, root) else None, fixed, quadrants)
@@ -85,7 +86,7 @@ def sigma_histories(params: Params, root: Path) -> dict[str, tuple[list[int], li
     """σ per epoch (first seed) of every model whose history records one (calibrated Gaussian decoders)."""
     out = {}
     for m in params.models:
-        path = root / "plots" / "history" / m / f"seed{params.seeds[0]}.csv"
+        path = Layout(root).history(m, params.seeds[0])
         if path.exists() and "sigma" in path.read_text().splitlines()[0].split(","):
             out[model_label(m)] = read_history(path, "sigma")
     return out
@@ -94,7 +95,7 @@ def sigma_histories(params: Params, root: Path) -> dict[str, tuple[list[int], li
 def write_report(params: Params, root: Path = Path(".")) -> Path:
     """Draw the cross-model figures, write report.md, report.html and claims.json, log them to MLflow, publish."""
     inputs = read_inputs(params, root)
-    histories = {model_label(m): read_history(root / "plots" / "history" / m / f"seed{params.seeds[0]}.csv")
+    histories = {model_label(m): read_history(Layout(root).history(m, params.seeds[0]))
                  for m in inputs.models}
     train = load_split(root / "data", "train", params.figures.data_grid ** 2)
     blocks = report_blocks(inputs)
@@ -110,7 +111,7 @@ def write_report(params: Params, root: Path = Path(".")) -> Path:
         write_atomic(reports / "report.md", render_markdown(TITLE, blocks))
         image = lambda rel: ((reports / rel) if (reports / rel).exists() else (root / "reports" / rel)).read_bytes()
         write_atomic(reports / "report.html", render_html(TITLE, blocks, image))
-        write_atomic(staged / "metrics" / "claims.json",
+        write_atomic(Layout(staged).claims,
                      json.dumps(claims.claims_table(inputs.verdicts), indent=2) + "\n")
         tags = {k: v for k, v in tracking.run_tags("report", "report").items() if k != "model"}
         with tracking.tracked_run("report", experiment_id, tags=tags) as run:

@@ -34,6 +34,7 @@ from vaelab.config import MNIST_TRAIN_SIZE, Params, flatten, load_params
 from vaelab.data import load_split
 from vaelab.device import resolve_device
 from vaelab.files import md5_of_bytes, write_atomic
+from vaelab.layout import Layout
 from vaelab.loop import Epoch, fingerprint, fit_stacked, load_state
 from vaelab.stage import PARALLEL_MIN_GFLOP, parallel_map, publish, run_stage, staging
 
@@ -70,7 +71,7 @@ def train_group(params: Params, name: str, seeds: list[int], root: Path, experim
     test = load_split(root / "data", "test", params.data.test_size)
     settings = {"model": spec.as_dict(), "train": asdict(params.train), "seeds": seeds,
                 "train_size": params.data.train_size, "test_size": params.data.test_size}
-    state_path = root / "checkpoints" / name / ("seed" + "-".join(map(str, seeds)) + ".pt")
+    state_path = Layout(root).resume_state(name, seeds)
     state_fp = fingerprint(settings, data=train.images)
     resume = load_state(state_path, state_fp)
     singles = [models.build(spec, seed=seed) for seed in seeds]
@@ -118,8 +119,8 @@ def train_model(params: Params, name: str, root: Path = Path(".")) -> list[dict]
     experiment_id = tracking.setup(params.mlflow.experiment)  # fails fast if the server is down
     # An earlier result must not outlive a failed re-run (DVC removes a stage's outputs before running it;
     # the same holds when the stage runs by hand).
-    for old in (f"models/{name}", f"plots/history/{name}", f"metrics/train/{name}.json"):
-        path = root / old
+    at = Layout(root)
+    for path in (at.model_dir(name), at.history_dir(name), at.train_metrics(name)):
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     # All seeds stacked in one process on CUDA, or when the work is too small to pay for worker processes;
     # else one single-thread worker per core, each with its share of the seeds stacked (vaelab.stage.parallel_map).
@@ -130,26 +131,26 @@ def train_model(params: Params, name: str, root: Path = Path(".")) -> list[dict]
     calls = [(params, name, g, root, experiment_id) for g in groups]
     results = [r for group in parallel_map(train_group, calls, gflop / len(groups)) for r in group]
     with staging(root, "train") as staged:
-        final = {}
+        out, final = Layout(staged), {}
         for r in results:
             history = [Epoch(**e) for e in r["history"]]
-            (staged / "models" / name / f"seed{r['seed']}").mkdir(parents=True)
-            (staged / "models" / name / f"seed{r['seed']}" / "model.pt").write_bytes(r["checkpoint"])
-            write_atomic(staged / "plots" / "history" / name / f"seed{r['seed']}.csv", history_csv(history))
+            out.seed_dir(name, r["seed"]).mkdir(parents=True)
+            out.checkpoint(name, r["seed"]).write_bytes(r["checkpoint"])
+            write_atomic(out.history(name, r["seed"]), history_csv(history))
             final[f"seed{r['seed']}"] = {"train": history[-1].train, "test": history[-1].test, **history[-1].diagnostics}
-        write_atomic(staged / "metrics" / "train" / f"{name}.json",
+        write_atomic(out.train_metrics(name),
                      json.dumps({"epochs": params.train.epochs, **final}, indent=2) + "\n")
         test = load_split(root / "data", "test")
         example = test.images[:5]
         if models.REGISTRY[models.spec_of(params, name).kind].conditional:  # the label is a 785th column
             example = torch.cat([example, test.labels[:5, None].float()], dim=1)
         for r in results:  # in seed order: version numbers in the registry follow the seeds
-            folder = staged / "models" / name / f"seed{r['seed']}"
+            folder = out.seed_dir(name, r["seed"])
             tracking.log_artifacts(r["run_id"], folder, "outputs")
             tags = {k: v for k, v in tracking.run_tags(name, f"train@{name}").items() if k != "dvc.stage"}
-            tracking.log_model(r["run_id"], folder / "model.pt", example, f"vaelab-{name}",
+            tracking.log_model(r["run_id"], out.checkpoint(name, r["seed"]), example, f"vaelab-{name}",
                                {**tags, "seed": str(r["seed"]), "vaelab.checkpoint_md5": md5_of_bytes(r["checkpoint"])})
-        publish(staged, root, replace=[f"models/{name}", f"plots/history/{name}"])
+        publish(staged, root, replace=[at.rel(at.model_dir(name)), at.rel(at.history_dir(name))])
     for r in results:
         Path(r["state_path"]).unlink(missing_ok=True)  # finished: the DVC outputs are now the result
     return results
