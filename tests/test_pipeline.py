@@ -83,7 +83,6 @@ def test_repro_leaves_git_clean_and_nothing_to_do(tiny_pipeline: Path) -> None:
 FORCED = {"upstream": ["download", "binarize", "judge", "train@vae_bce"], "downstream": ["inference", "quadrants", "report"]}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("half", list(FORCED))
 def test_forced_rerun_is_byte_identical(pipeline_copy: Path, half: str) -> None:
     def snapshot() -> dict[str, bytes]:
