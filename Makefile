@@ -3,7 +3,7 @@ VENV ?= .venv
 # Stages run `python ...` and tests run `dvc ...`: put the project's environment first on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro test bench mlflow-ui
+.PHONY: setup repro test test-fast bench mlflow-ui
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -16,8 +16,11 @@ setup: $(VENV)/.installed   ## create .venv with the project and its dependencie
 repro: setup                 ## run the whole pipeline (downloads MNIST unless VAELAB_MNIST_MIRROR is set)
 	dvc repro
 
-test: setup                  ## run the test suite (uses ../shared/mnist, or VAELAB_MNIST_MIRROR)
+test: setup                  ## run the whole test suite, both tiers (uses ../shared/mnist, or VAELAB_MNIST_MIRROR)
 	python -m pytest
+
+test-fast: setup             ## the quick tier alone: every test not marked slow
+	python -m pytest -m "not slow"
 
 bench: setup                 ## speed against the machine's matmul peak (after `dvc repro download`); see benchmarks/
 	PYTHONPATH=src:. python benchmarks/speed.py

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A private PostgreSQL server on 127.0.0.1 for an MLflow backend store: to try the team setup on one
-# machine, and what the tests start (tests/servers.py runs exactly these commands).
+# machine, and what the tests start (tests/helpers/servers.py runs exactly these commands).
 #
 #   scripts/postgres.sh start DIR PORT   create a cluster in DIR on first use, start it, print its URL
 #   scripts/postgres.sh url DIR          print that URL again (postgresql://vaelab:PASSWORD@127.0.0.1:PORT/mlflow)

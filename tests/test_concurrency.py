@@ -10,9 +10,9 @@ import pytest
 
 from pathlib import Path
 
-from workdir import epoch_steps, make_workdir, mlflow_runs, start_train
+from helpers.workdir import epoch_steps, make_workdir, mlflow_runs, start_train
 
-pytestmark = pytest.mark.slow  # stage programs and servers: scheduled first (conftest)
+pytestmark = pytest.mark.slow  # stage programs and servers: the slow tier
 
 MODELS = ("ae", "vae_mse", "vae_bce")
 

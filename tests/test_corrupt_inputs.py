@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run
+from helpers import run
 from vaelab import models
 from vaelab.data import DataError, load_split
 from vaelab.download import raw_dir

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run
+from helpers import run
 from vaelab.download import ARCHIVES, MIRROR_ENV, DownloadError, download_mnist, md5sum, raw_dir
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from imports import REPO, closure
+from helpers.imports import REPO, closure
 
 
 def stages() -> list[tuple[str, Path, list[str]]]:

@@ -6,9 +6,9 @@ import pytest
 
 from pathlib import Path
 
-from workdir import make_workdir, mlflow_runs, train
+from helpers.workdir import make_workdir, mlflow_runs, train
 
-pytestmark = pytest.mark.slow  # stage programs and servers: scheduled first (conftest)
+pytestmark = pytest.mark.slow  # stage programs and servers: the slow tier
 
 
 def test_diverging_lr_fails_the_stage_and_the_run_and_leaves_no_model(tmp_path: Path, mnist_root: Path,

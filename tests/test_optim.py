@@ -7,7 +7,7 @@ import sys
 
 import torch
 
-from conftest import subprocess_env
+from helpers import subprocess_env
 from vaelab.optim import make_adam
 
 

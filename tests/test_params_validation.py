@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, run, set_params
-from workdir import train
+from helpers import REPO, run, set_params
+from helpers.workdir import train
 
 
 def bad_params(tmp_path: Path, edit) -> Path:

@@ -1,4 +1,4 @@
-"""End to end on ONE shared tiny `dvc repro` (conftest ``tiny_pipeline``): every model of params.yaml flows through
+"""End to end on ONE shared tiny `dvc repro` (the ``tiny_pipeline`` fixture): every model of params.yaml flows through
 every stage, every seed is its own MLflow run holding exactly its own figures and eval metrics, a forced re-run
 is byte-identical, and a new `models:` entry needs no edit of dvc.yaml or the code."""
 
@@ -11,9 +11,11 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import NEW_MODEL, REPO, run, set_params
+from helpers import NEW_MODEL, REPO, run, set_params
 from vaelab.files import md5_of_file
 from vaelab.viz.model_figures import model_label
+
+pytestmark = pytest.mark.slow  # every test here reads the shared tiny `dvc repro`: the slow tier
 
 
 def params_of(project: Path) -> dict:
@@ -81,7 +83,6 @@ def test_repro_leaves_git_clean_and_nothing_to_do(tiny_pipeline: Path) -> None:
 FORCED = {"upstream": ["download", "binarize", "judge", "train@vae_bce"], "downstream": ["inference", "quadrants", "report"]}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("half", list(FORCED))
 def test_forced_rerun_is_byte_identical(pipeline_copy: Path, half: str) -> None:
     def snapshot() -> dict[str, bytes]:
@@ -101,7 +102,7 @@ def test_forced_rerun_is_byte_identical(pipeline_copy: Path, half: str) -> None:
 
 
 def test_a_new_models_entry_flows_through_without_editing_dvc_yaml(tiny_pipeline: Path) -> None:
-    """The tiny pipeline's scratch copy has one `models:` entry that params.yaml lacks (conftest NEW_MODEL), added
+    """The tiny pipeline's scratch copy has one `models:` entry that params.yaml lacks (helpers.NEW_MODEL), added
     before its `dvc repro`: the model is trained, drawn, evaluated and reported, and dvc.yaml is the project's."""
     assert "vae_new" not in params_of(REPO)["models"] and params_of(tiny_pipeline)["models"]["vae_new"] == NEW_MODEL
     assert (tiny_pipeline / "dvc.yaml").read_bytes() == (REPO / "dvc.yaml").read_bytes()

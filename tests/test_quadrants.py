@@ -15,8 +15,8 @@ from vaelab import quadrants as quad
 from vaelab.config import ConfigError, load_params
 from vaelab.data import IMAGE_SIDE, load_split
 
-from conftest import REPO
-from workdir import make_workdir
+from helpers import REPO
+from helpers.workdir import make_workdir
 
 TINY = {"hidden": [32], "latent_dim": 4, "baseline_epochs": 1, "epochs": 1, "batch_size": 64,
         "test_images": 50, "figure_examples": 4, "figure_samples": 2}
@@ -177,6 +177,7 @@ def test_bad_params_stop_the_stage_before_any_work(tmp_path: Path, mnist_root: P
     assert sorted(p.name for p in workdir.iterdir()) == before  # no mlflow.db, no outputs
 
 
+@pytest.mark.slow  # the shared tiny `dvc repro`
 def test_the_stage_in_the_tiny_pipeline_scores_every_setting_and_records_its_run(tiny_pipeline: Path) -> None:
     """The quadrants stage as `dvc repro` ran it in the shared tiny pipeline (quick params: 600 training images,
     the first 50 test images, one epoch each)."""

@@ -30,6 +30,7 @@ def md_table(md: str, heading: str) -> dict[str, list[str]]:
     return {r[0].strip("`"): r[1:] for r in rows[2:]}
 
 
+@pytest.mark.slow  # the shared tiny `dvc repro`
 def test_every_figure_referenced_exists(tiny_pipeline: Path) -> None:
     md = (tiny_pipeline / "reports" / "report.md").read_text()
     images = md_images(md)
@@ -38,6 +39,7 @@ def test_every_figure_referenced_exists(tiny_pipeline: Path) -> None:
         assert (tiny_pipeline / "reports" / rel).is_file(), rel
 
 
+@pytest.mark.slow  # the shared tiny `dvc repro`
 def test_evaluation_numbers_are_the_mean_over_seeds_of_the_metrics_files(tiny_pipeline: Path) -> None:
     params = yaml.safe_load((tiny_pipeline / "params.yaml").read_text())
     names, seeds = list(params["models"]), params["seeds"]
@@ -58,6 +60,7 @@ def test_evaluation_numbers_are_the_mean_over_seeds_of_the_metrics_files(tiny_pi
             assert " ± " in cell  # two seeds: an interval
 
 
+@pytest.mark.slow  # the shared tiny `dvc repro`
 def test_claims_table_follows_the_stated_rule(tiny_pipeline: Path) -> None:
     rows = json.loads((tiny_pipeline / "metrics" / "claims.json").read_text())
     md = (tiny_pipeline / "reports" / "report.md").read_text()
@@ -69,6 +72,7 @@ def test_claims_table_follows_the_stated_rule(tiny_pipeline: Path) -> None:
         assert f"**{row['verdict']}**" in md
 
 
+@pytest.mark.slow  # the shared tiny `dvc repro`
 def test_html_is_self_contained_and_a_report_run_is_recorded(tiny_pipeline: Path) -> None:
     html = (tiny_pipeline / "reports" / "report.html").read_text()
     md = (tiny_pipeline / "reports" / "report.md").read_text()
@@ -81,6 +85,7 @@ def test_html_is_self_contained_and_a_report_run_is_recorded(tiny_pipeline: Path
     assert "report.md" in {a.path for a in client.list_artifacts(runs[0].info.run_id)}
 
 
+@pytest.mark.slow  # the shared tiny `dvc repro`
 def test_a_missing_input_fails_clearly_and_writes_nothing(pipeline_copy: Path, monkeypatch) -> None:
     monkeypatch.chdir(pipeline_copy)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{pipeline_copy / 'mlflow.db'}")

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run, set_params, subprocess_env
+from helpers import run, set_params, subprocess_env
 from vaelab.loop import TERMS
 from vaelab.models import load
-from workdir import epoch_steps, make_workdir, mlflow_runs, start_train, train
+from helpers.workdir import epoch_steps, make_workdir, mlflow_runs, start_train, train
 
-pytestmark = pytest.mark.slow  # stage programs and servers: scheduled first (conftest)
+pytestmark = pytest.mark.slow  # stage programs and servers: the slow tier
 
 MODEL = "vae_bce"  # stochastic (sampled z): resuming must restore the RNG states too
 # 40 batches an epoch: long enough that a kill right after the first checkpoint lands mid-run.

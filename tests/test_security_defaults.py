@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 from vaelab.download import ARCHIVES, DownloadError, download_mnist, raw_dir
 
 CODE = [p for d in ("src", "stages") for p in sorted((REPO / d).rglob("*.py"))]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BIN, REPO, run
+from helpers import BIN, REPO, run
 
 from vaelab.sweeps import Point, points_from_exp_show, rd_curves, table_markdown
 from vaelab.viz.charts import rd_figure

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import subprocess_env
-from servers import POSTGRES_SH, TrackingServer, pg_rows, running_mlflow_server
+from helpers import subprocess_env
+from helpers.servers import POSTGRES_SH, TrackingServer, pg_rows, running_mlflow_server
 from test_team import queue_and_wait
 
 from vaelab.sweeps import points_from_exp_show
 
-pytestmark = pytest.mark.slow  # stage programs and servers: scheduled first (conftest)
+pytestmark = pytest.mark.slow  # stage programs and servers: the slow tier
 
 # What a team member's process does: nothing but MLflow's public API, the server taken from the environment.
 CLIENT = """

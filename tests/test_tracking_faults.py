@@ -18,11 +18,11 @@ from typing import Iterator
 
 import pytest
 
-from conftest import subprocess_env
-from servers import SERVER_ENV, mlflow_server_cmd
-from workdir import epoch_steps, make_workdir, mlflow_runs, stage_env, start_train, train, train_cmd
+from helpers import subprocess_env
+from helpers.servers import SERVER_ENV, mlflow_server_cmd
+from helpers.workdir import epoch_steps, make_workdir, mlflow_runs, stage_env, start_train, train, train_cmd
 
-pytestmark = pytest.mark.slow  # stage programs and servers: scheduled first (conftest)
+pytestmark = pytest.mark.slow  # stage programs and servers: the slow tier
 
 
 def free_port() -> int:
@@ -100,7 +100,7 @@ class Server:
 def server(tmp_path: Path, empty_store: Path) -> Iterator[Server]:
     folder = tmp_path / "server"
     folder.mkdir()
-    shutil.copy2(empty_store, folder / "mlflow.db")  # the server's store, schema made (conftest empty_store)
+    shutil.copy2(empty_store, folder / "mlflow.db")  # the server's store, schema made (the empty_store fixture)
     srv = Server(folder)
     srv.start()
     yield srv

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import yaml
 
-from conftest import REPO, run, subprocess_env
+from helpers import REPO, run, subprocess_env
 
 SMALL = {"device": "cpu", "data__train_size": 1000, "data__test_size": 1000, "train__epochs": 2, "seeds": [1]}
 
 
 def make_workdir(path: Path, mnist_root: Path, store: Path | None = None, **updates) -> Path:
     """``path`` with params.yaml (the project's, with SMALL and ``updates`` applied), data/, and a copy of the
-    empty MLflow store ``store`` as its mlflow.db (conftest ``empty_store``; None: the stage creates one)."""
+    empty MLflow store ``store`` as its mlflow.db (the ``empty_store`` fixture; None: the stage creates one)."""
     path.mkdir(parents=True, exist_ok=True)
     (path / "data").symlink_to(mnist_root, target_is_directory=True)
     if store is not None:

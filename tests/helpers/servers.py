@@ -2,9 +2,7 @@
 
 PostgreSQL is started by ``scripts/postgres.sh`` (the commands the README gives), once per pytest
 session; each test gets its own fresh database in it, so tests never see each other's runs.
-A test module uses the fixtures by importing them::
-
-    from servers import mlflow_postgres_server, postgres_cluster, postgres_url  # noqa: F401
+The fixtures are in tests/conftest.py:
 
 - ``postgres_cluster`` (session): the running cluster (skips the test if PostgreSQL is not installed).
 - ``postgres_url`` (function): ``postgresql://vaelab:PASSWORD@127.0.0.1:PORT/t_<hex>``, a new database holding
@@ -17,11 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -31,7 +27,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from conftest import REPO, create_mlflow_schema, subprocess_env
+from helpers import REPO, subprocess_env
 
 POSTGRES_SH = REPO / "scripts" / "postgres.sh"
 NOT_INSTALLED = 3  # postgres.sh's exit status when it finds no PostgreSQL binaries
@@ -165,26 +161,6 @@ def running_mlflow_server(backend_uri: str, root: Path) -> Iterator[TrackingServ
             pytest.fail(f"mlflow server on {backend_uri.split('@')[-1]} did not come up:\n{text[-4000:]}")
 
 
-@pytest.fixture(scope="session")
-def postgres_cluster() -> Iterator[PostgresCluster]:
-    """One private PostgreSQL for the whole session (initdb + start cost about a second; tests share it
-    but not their data: see postgres_url). Its folder is under the system temp dir, which the server's
-    user (`postgres` when we are root) can reach, unlike pytest's 0700 tmp_path."""
-    base = Path(tempfile.mkdtemp(prefix="vaelab-pg-"))
-    base.chmod(0o711)
-    try:
-        try:
-            cluster = start_postgres(base / "cluster")
-        except PostgresUnavailable as err:
-            pytest.skip(f"PostgreSQL is not installed: {err}")
-        try:
-            yield cluster
-        finally:
-            stop_postgres(cluster.dir)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
-
-
 @contextlib.contextmanager
 def new_database(cluster: PostgresCluster, template: str | None = None) -> Iterator[str]:
     """A new database in ``cluster`` (a copy of ``template``, or empty), dropped afterwards even if a session
@@ -196,35 +172,3 @@ def new_database(cluster: PostgresCluster, template: str | None = None) -> Itera
         yield cluster.database_url(name)
     finally:
         pg_rows(admin, f"drop database if exists {name} with (force)")
-
-
-@pytest.fixture(scope="session")
-def mlflow_schema_template(postgres_cluster: PostgresCluster) -> str:
-    """A database holding MLflow's schema, made once by MLflow's own SQL store (in a child process, so no
-    connection stays open: PostgreSQL copies a template only while nobody is connected to it)."""
-    name = "mlflow_schema"
-    pg_rows(postgres_cluster.database_url("postgres"), f"create database {name}")
-    create_mlflow_schema(postgres_cluster.database_url(name), postgres_cluster.dir)
-    return name
-
-
-@pytest.fixture
-def empty_postgres_url(postgres_cluster: PostgresCluster) -> Iterator[str]:
-    """A new, empty database for this test, dropped afterwards: `mlflow server` creates its schema."""
-    with new_database(postgres_cluster) as url:
-        yield url
-
-
-@pytest.fixture
-def postgres_url(postgres_cluster: PostgresCluster, mlflow_schema_template: str) -> Iterator[str]:
-    """A new database for this test (function scope: no test sees another's experiments) that already holds
-    MLflow's schema (a copy of the template: migrating a new database costs seconds), dropped afterwards."""
-    with new_database(postgres_cluster, mlflow_schema_template) as url:
-        yield url
-
-
-@pytest.fixture
-def mlflow_postgres_server(postgres_url: str, tmp_path: Path) -> Iterator[TrackingServer]:
-    """``mlflow server`` on this test's PostgreSQL database, artifacts proxied into ``tmp_path/artifacts``."""
-    with running_mlflow_server(postgres_url, tmp_path) as server:
-        yield server
