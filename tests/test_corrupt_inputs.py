@@ -12,9 +12,9 @@ import torch
 
 from helpers import run
 from vaelab import models
-from vaelab.data import DataError, load_split
+from vaelab.data import load_split
 from vaelab.download import raw_dir
-from vaelab.checkpoints import CheckpointError
+from vaelab.errors import CheckpointError, DataError
 from vaelab.loop import load_state
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from helpers import run
-from vaelab.download import ARCHIVES, MIRROR_ENV, DownloadError, download_mnist, md5sum, raw_dir
+from vaelab.download import ARCHIVES, MIRROR_ENV, download_mnist, md5sum, raw_dir
+from vaelab.errors import DownloadError
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from vaelab import importance, inference
-from vaelab.config import ConfigError
+from vaelab.errors import ConfigError
 
 LOG_2PI = math.log(2 * math.pi)
 D = 12

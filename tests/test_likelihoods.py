@@ -10,7 +10,7 @@ import torch
 from torch import distributions as D
 
 from vaelab import likelihoods
-from vaelab.config import ConfigError
+from vaelab.errors import ConfigError
 from vaelab.spaces import dequantize
 
 

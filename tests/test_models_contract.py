@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from vaelab import likelihoods, models
-from vaelab.config import ConfigError, FiguresConfig
+from vaelab.config import FiguresConfig
 from vaelab.data import INPUT_DIM, Split, load_split
 from vaelab.viz.model_figures import expected_kinds, model_figures, save_figures
+from vaelab.errors import ConfigError
 
 SMALL = {"latent_dim": 2, "hidden": [32, 16, 8]}
 

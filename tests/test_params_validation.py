@@ -9,6 +9,7 @@ import yaml
 
 from helpers import REPO, run, set_params
 from helpers.workdir import train
+from vaelab.errors import ConfigError
 
 
 def bad_params(tmp_path: Path, edit) -> Path:
@@ -49,7 +50,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_load_params_names_key_value_and_expectation(tmp_path: Path, case: str) -> None:
-    from vaelab.config import ConfigError, load_params
+    from vaelab.config import load_params
 
     edit, expected = CASES[case]
     bad_params(tmp_path, edit)
@@ -105,7 +106,7 @@ def test_dvc_repro_with_bad_params_fails_and_records_nothing(project: Path) -> N
 def test_evaluation_counts_beyond_a_smaller_test_set_are_refused(tmp_path: Path) -> None:
     import importlib.util
 
-    from vaelab.config import ConfigError, load_params
+    from vaelab.config import load_params
 
     spec = importlib.util.spec_from_file_location("evaluate_stage", REPO / "stages" / "evaluate.py")
     stage = importlib.util.module_from_spec(spec)

@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from vaelab import quadrants as quad
-from vaelab.config import ConfigError, load_params
+from vaelab.config import load_params
 from vaelab.data import IMAGE_SIDE, load_split
+from vaelab.errors import ConfigError
 
 from helpers import REPO
 from helpers.workdir import make_workdir

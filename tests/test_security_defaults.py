@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO
-from vaelab.download import ARCHIVES, DownloadError, download_mnist, raw_dir
+from vaelab.download import ARCHIVES, download_mnist, raw_dir
+from vaelab.errors import DownloadError
 
 CODE = [p for d in ("src", "stages") for p in sorted((REPO / d).rglob("*.py"))]
 DOCS = [REPO / "README.md", REPO / "Makefile", REPO / "dvc.yaml", *sorted((REPO / "docs").rglob("*.md"))]
