@@ -1,0 +1,75 @@
+"""The model registry and run lineage: ``log_model`` logs a checkpoint as an MLflow Model and registers it;
+``run_for_checkpoint`` finds the training run that wrote a checkpoint.
+
+Lineage: a training run is tagged with the md5 of the checkpoint it produced (``vaelab.checkpoint_md5``).
+The figures and evaluate stages hash the checkpoint they load and log to exactly the run with that
+tag (:func:`run_for_checkpoint`); a checkpoint with no such run (e.g. pulled with ``dvc pull`` into a
+clone with an empty store) gets a new run linked by the same tag, never someone else's run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from vaelab.tracking.provenance import run_tags
+from vaelab.tracking.runs import recording
+from vaelab.tracking.store import client, tracking_uri
+
+log = logging.getLogger("vaelab.tracking")
+
+
+def log_model(run_id: str, checkpoint: Path, example: Any, registered_name: str, version_tags: dict[str, str]) -> str:
+    """Log a checkpoint to ``run_id`` as an MLflow Model (signature and input example from ``example``) and
+    register it as a new version of ``registered_name``; returns the version."""
+    import mlflow
+    import mlflow.pyfunc
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    import vaelab
+
+    with recording(f"logging the MLflow Model of run {run_id}"):
+        x = np.asarray(example, dtype=np.float32)
+        with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
+            # Models from code (pyfunc_model.py), not a pickled object: loading the model runs no pickle.
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+                artifacts={"checkpoint": str(checkpoint)},
+                code_paths=[str(Path(vaelab.__file__).parent)], input_example=x,
+                signature=infer_signature(x, np.zeros((len(x), 784), dtype=np.float32)),
+                pip_requirements=[f"torch=={_version('torch')}", f"mlflow=={_version('mlflow')}", "numpy"])
+        version = mlflow.register_model(info.model_uri, registered_name, tags=version_tags)
+        return version.version
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package).split("+")[0]
+
+
+def run_for_checkpoint(experiment_id: str, model: str, seed: int, md5: str, stage: str) -> str:
+    """The training run that wrote the checkpoint with this md5, or a new run linked to it by tags.
+
+    Among several (e.g. ``dvc repro -f`` re-trained the same weights), the newest finished one of the
+    same DVC experiment wins. A new run is named ``<model>/seed<seed>`` and tagged ``vaelab.lineage =
+    checkpoint-only``: it says the checkpoint came from elsewhere (a DVC remote), not from this store.
+    """
+    with recording("finding the training run of the checkpoint"):
+        runs = client().search_runs(
+            [experiment_id], filter_string=f"tags.`vaelab.checkpoint_md5` = '{md5}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"], max_results=50)
+    exp_name = os.environ.get("DVC_EXP_NAME")
+    same_exp = [r for r in runs if r.data.tags.get("dvc.exp_name") == exp_name]
+    if same_exp or runs:
+        return (same_exp or runs)[0].info.run_id
+    log.warning("%s seed %d: no run in %s wrote checkpoint %s; recording into a new run linked by its md5",
+                model, seed, tracking_uri(), md5)
+    tags = {**run_tags(model, stage), "seed": str(seed), "vaelab.checkpoint_md5": md5, "vaelab.lineage": "checkpoint-only"}
+    with recording("creating a run for a pulled checkpoint"):
+        run = client().create_run(experiment_id, tags=tags, run_name=f"{model}/seed{seed}")
+        client().set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
