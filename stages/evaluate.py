@@ -1,6 +1,6 @@
 """DVC stage `evaluate@<model>`: score every seed of one trained model on the test set, log each seed's
-numbers to exactly the MLflow run that trained its checkpoint, and write ``metrics/eval/<model>.json``
-(per seed, and the mean over seeds)."""
+numbers (``eval/...``) to exactly the MLflow run that trained its checkpoint and their mean and interval to the
+model's parent run, and write ``metrics/eval/<model>.json`` (per seed, and the mean over seeds)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from vaelab.config import MNIST_TEST_SIZE, Params, flatten, load_params
 from vaelab.data import load_binarized_test, load_split
 from vaelab.device import resolve_device
 from vaelab.files import md5_of_file, write_atomic
-from vaelab.scorecard import mean_over_seeds, score, test_sets
-from vaelab.layout import Layout
-from vaelab.stage import parallel_map, publish, run_stage, staging
 from vaelab.errors import ConfigError
+from vaelab.layout import Layout
+from vaelab.scorecard import mean_over_seeds, score, test_sets
+from vaelab.stage import parallel_map, publish, run_stage, staging
 
 log = logging.getLogger("vaelab.evaluate")
 
@@ -39,7 +39,9 @@ def evaluate_seed(params: Params, name: str, seed: int, root: Path, experiment_i
     metrics = score(model, judge, train, tests, params.evaluate, seed)
     log.info("%s seed %d: evaluated in %.1f s", name, seed, time.perf_counter() - start)
     tracking.log_params(run_id, {f"evaluate.{k}": v for k, v in flatten(params.evaluate).items()})
-    tracking.log_metrics(run_id, {f"eval.{k}": v for k, v in flatten(metrics).items()})
+    # Also the metrics of the run's MLflow Model on its test set: the logged model's page lists them.
+    tracking.log_metrics(run_id, tracking.eval_metrics(flatten(metrics)), model_id=tracking.run_tag(run_id, tracking.MODEL_ID_TAG),
+                         dataset=tracking.logged_dataset(run_id, "testing"))
     return metrics
 
 
@@ -59,11 +61,17 @@ def evaluate(params: Params, name: str, root: Path = Path(".")) -> dict:
     check_test_images(params)
     device = resolve_device(params.device)
     experiment_id = tracking.setup(params.mlflow.experiment)
+    at = Layout(root)
     calls = [(params, name, s, root, experiment_id) for s in params.seeds]
     # The importance-weighted bounds dominate: K decoder passes (1.1 MFLOP each) per scored test image.
     gflop = params.evaluate.iwae_samples * 10_000 * 1.1e-3
     results = [evaluate_seed(*c) for c in calls] if device.type == "cuda" else parallel_map(evaluate_seed, calls, gflop)
     per_seed = dict(zip(params.seeds, results))
+    first = at.checkpoint(name, params.seeds[0])
+    parent = tracking.run_tag(tracking.run_for_checkpoint(experiment_id, name, params.seeds[0], md5_of_file(first),
+                                                          f"evaluate@{name}"), "mlflow.parentRunId")
+    if parent:  # the model's run (a checkpoint pulled from a DVC remote into a fresh store has none)
+        tracking.log_metrics(parent, tracking.across_seeds([tracking.eval_metrics(flatten(m)) for m in results]))
     result = {**{f"seed{s}": m for s, m in per_seed.items()}, "mean": mean_over_seeds(list(per_seed.values()))}
     with staging(root, "evaluate") as staged:
         write_atomic(Layout(staged).eval_metrics(name), json.dumps(result, indent=2) + "\n")

@@ -32,6 +32,9 @@ def draw(params: Params, name: str, root: Path = Path(".")) -> list[Path]:
         folder = Layout(staged).figures(name)
         save_figures(figs, folder, params.figures.dpi)
         tracking.log_artifacts(run_id, folder, "figures")
+        parent = tracking.run_tag(run_id, "mlflow.parentRunId")
+        if parent:  # the model's run shows them too
+            tracking.log_artifacts(parent, folder, "figures")
         written = publish(staged, root, replace=[at.rel(at.figures(name))])
     log.info("%s: %d figures in reports/figures/%s, logged to MLflow run %s", name, len(written), name, run_id)
     return written

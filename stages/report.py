@@ -99,7 +99,7 @@ def write_report(params: Params, root: Path = Path(".")) -> Path:
                  for m in inputs.models}
     train = load_split(root / "data", "train", params.figures.data_grid ** 2)
     blocks = report_blocks(inputs)
-    experiment_id = tracking.setup(params.mlflow.experiment)
+    experiment_id = tracking.setup(tracking.report_experiment(params.mlflow.experiment), tracking.REPORT_NOTE)
     with staging(root, "report") as staged:
         reports = staged / "reports"
         figs = {"data": images.data_grid(train.images, train.labels, params.figures.data_grid),
@@ -117,7 +117,10 @@ def write_report(params: Params, root: Path = Path(".")) -> Path:
         with tracking.tracked_run("report", experiment_id, tags=tags) as run:
             tracking.log_params(run.info.run_id, {"models": ",".join(inputs.models),
                                                   "seeds": ",".join(map(str, params.seeds))})
-            tracking.log_artifacts(run.info.run_id, reports)
+            # The self-contained HTML (MLflow previews it) and the claims; report.md's images are files beside it
+            # in the repository, which the run does not hold.
+            tracking.log_artifacts(run.info.run_id, reports / "report.html")
+            tracking.log_artifacts(run.info.run_id, Layout(staged).claims)
         publish(staged, root, replace=["reports/study"])
     log.info("report: reports/report.md and reports/report.html written")
     return root / "reports" / "report.md"

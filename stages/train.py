@@ -21,6 +21,7 @@ import csv
 import io
 import json
 import logging
+import math
 import os
 import shutil
 from dataclasses import asdict
@@ -35,7 +36,8 @@ from vaelab.data import load_split
 from vaelab.device import resolve_device
 from vaelab.files import md5_of_bytes, write_atomic
 from vaelab.layout import Layout
-from vaelab.loop import Epoch, fingerprint, fit_stacked, load_state
+from vaelab.loop import Epoch, fingerprint, fit_stacked, load_state, saved_extra
+from vaelab.model_cards import describe
 from vaelab.stage import PARALLEL_MIN_GFLOP, parallel_map, publish, run_stage, staging
 
 log = logging.getLogger("vaelab.train")
@@ -53,6 +55,10 @@ def seed_groups(seeds: list[int], workers: int) -> list[list[int]]:
     return [seeds[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+def epoch_metrics(e: Epoch) -> dict[str, float]:
+    return tracking.epoch_metrics(e.train, e.test, e.diagnostics)
+
+
 def history_csv(history: list[Epoch]) -> str:
     rows = [{"epoch": e.epoch, **e.flat()} for e in history]
     buf = io.StringIO()
@@ -62,9 +68,10 @@ def history_csv(history: list[Epoch]) -> str:
     return buf.getvalue()
 
 
-def train_group(params: Params, name: str, seeds: list[int], root: Path, experiment_id: str) -> list[dict]:
-    """Train ``seeds`` side by side as one stacked model, each seed recorded in its own MLflow run; return
-    each seed's checkpoint bytes and history."""
+def train_group(params: Params, name: str, seeds: list[int], root: Path, experiment_id: str, parent_id: str
+                ) -> list[dict]:
+    """Train ``seeds`` side by side as one stacked model, each seed recorded in its own MLflow run nested under
+    the model's run ``parent_id``; return each seed's checkpoint bytes and history."""
     spec = models.spec_of(params, name)
     device = resolve_device(params.device)
     train = load_split(root / "data", "train", params.data.train_size)
@@ -77,10 +84,14 @@ def train_group(params: Params, name: str, seeds: list[int], root: Path, experim
     singles = [models.build(spec, seed=seed) for seed in seeds]
     model = singles[0] if len(seeds) == 1 else models.stack(singles)
     old_ids = resume["extra"].get("run_ids") if resume else [None] * len(seeds)
-    tags = [{**tracking.run_tags(name, f"train@{name}"), "seed": str(seed)} for seed in seeds]
+    tags = [{**tracking.run_tags(name, f"train@{name}"), "seed": str(seed), "vaelab.run": "seed",
+             "mlflow.parentRunId": parent_id, "mlflow.note.content": f"Seed {seed} of model {name}; its parent "
+             f"run `{name}` holds the mean over seeds.\n\n{describe(params, name)}"} for seed in seeds]
     with tracking.tracked_runs([f"{name}/seed{seed}" for seed in seeds], experiment_id, old_ids, tags) as run_ids:
         for seed, rid, old in zip(seeds, run_ids, old_ids):
-            if rid != old:  # a new run
+            if rid == old:  # resumed: nest it under this attempt's model run
+                tracking.set_tags(rid, {"mlflow.parentRunId": parent_id})
+            else:  # a new run
                 tracking.log_params(rid, {**flatten({**settings, "seeds": None, "seed": seed}), "device": str(device)})
                 size = len(train.images)
                 # The source is the official archive (data/MNIST/raw holds it, MD5-verified); the digest is of the pixels.
@@ -89,18 +100,18 @@ def train_group(params: Params, name: str, seeds: list[int], root: Path, experim
                 test_name = "mnist-test" if params.data.test_size is None else f"mnist-test[:{len(test.images)}]"
                 tracking.log_dataset(rid, test.images, test_name, f"{MNIST_URL}t10k-images-idx3-ubyte.gz", "testing")
         for i, rid in enumerate(run_ids):  # epochs an interrupted process finished but did not log
-            done = tracking.logged_steps(rid, "test_loss")
+            done = tracking.logged_steps(rid, tracking.EPOCH_KEY)
             for epoch in resume["history"][i] if resume else []:
                 if epoch["epoch"] not in done:
-                    tracking.log_metrics(rid, Epoch(**epoch).flat(), epoch["epoch"])
+                    tracking.log_metrics(rid, epoch_metrics(Epoch(**epoch)), epoch["epoch"])
 
         def record(epochs: list[Epoch]) -> None:
             for rid, e in zip(run_ids, epochs):
-                tracking.log_metrics(rid, e.flat(), e.epoch)
+                tracking.log_metrics(rid, epoch_metrics(e), e.epoch)
 
         histories = fit_stacked(model, train, test, params.train, seeds=seeds, view=model.space.train_view,
                                 name=f"{name}/seed{'-'.join(map(str, seeds))}", lr_param="train.lr", device=device, state_path=state_path,
-                                state_fingerprint=state_fp, resume=resume, extra={"run_ids": run_ids},
+                                state_fingerprint=state_fp, resume=resume, extra={"run_ids": run_ids, "parent_id": parent_id},
                                 on_epoch=record)
         trained = [model] if len(seeds) == 1 else models.unstack(model)
         results = []
@@ -128,8 +139,32 @@ def train_model(params: Params, name: str, root: Path = Path(".")) -> list[dict]
     gflop = images * TRAIN_MFLOP_PER_IMAGE / 1e3 * len(params.seeds)
     small = gflop < PARALLEL_MIN_GFLOP * (os.cpu_count() or 1)
     groups = seed_groups(params.seeds, 1 if device.type == "cuda" or small else os.cpu_count() or 1)
-    calls = [(params, name, g, root, experiment_id) for g in groups]
-    results = [r for group in parallel_map(train_group, calls, gflop / len(groups)) for r in group]
+    # The model's parent run: the one an interrupted attempt started, if a resumable state names it.
+    earlier = next(filter(None, (saved_extra(at.resume_state(name, g)).get("parent_id") for g in groups)), None)
+    parent_tags = {**tracking.run_tags(name, f"train@{name}"), "vaelab.run": "model",
+                   "mlflow.note.content": describe(params, name)}
+    with tracking.tracked_runs([name], experiment_id, [earlier], [parent_tags]) as (parent_id,):
+        calls = [(params, name, g, root, experiment_id, parent_id) for g in groups]
+        results = [r for group in parallel_map(train_group, calls, gflop / len(groups)) for r in group]
+        log_across_seeds(parent_id, [[Epoch(**e) for e in r["history"]] for r in results])
+        publish_model(params, name, root, results)
+    for r in results:
+        Path(r["state_path"]).unlink(missing_ok=True)  # finished: the DVC outputs are now the result
+    return results
+
+
+def log_across_seeds(parent_id: str, histories: list[list[Epoch]]) -> None:
+    """Per epoch, the mean over seeds of every number and its interval's half-width, to the model's run."""
+    done = tracking.logged_steps(parent_id, tracking.EPOCH_KEY)
+    for epochs in zip(*histories):
+        if epochs[0].epoch not in done:
+            tracking.log_metrics(parent_id, tracking.across_seeds([epoch_metrics(e) for e in epochs]), epochs[0].epoch)
+
+
+def publish_model(params: Params, name: str, root: Path, results: list[dict]) -> None:
+    """Write the checkpoints, histories and train metrics; log each seed's outputs and MLflow Model, and give the
+    registered model its description and aliases (``seed<k>``, and ``champion``: the lowest final test loss)."""
+    at = Layout(root)
     with staging(root, "train") as staged:
         out, final = Layout(staged), {}
         for r in results:
@@ -144,16 +179,24 @@ def train_model(params: Params, name: str, root: Path = Path(".")) -> list[dict]
         example = test.images[:5]
         if models.REGISTRY[models.spec_of(params, name).kind].conditional:  # the label is a 785th column
             example = torch.cat([example, test.labels[:5, None].float()], dim=1)
+        versions, aliases, losses = {}, {}, {}
         for r in results:  # in seed order: version numbers in the registry follow the seeds
-            folder = out.seed_dir(name, r["seed"])
-            tracking.log_artifacts(r["run_id"], folder, "outputs")
+            seed = r["seed"]
+            tracking.log_artifacts(r["run_id"], out.seed_dir(name, seed), "outputs")
+            tracking.log_artifacts(r["run_id"], out.history(name, seed), "outputs")
             tags = {k: v for k, v in tracking.run_tags(name, f"train@{name}").items() if k != "dvc.stage"}
-            tracking.log_model(r["run_id"], out.checkpoint(name, r["seed"]), example, f"vaelab-{name}",
-                               {**tags, "seed": str(r["seed"]), "vaelab.checkpoint_md5": md5_of_bytes(r["checkpoint"])})
+            version, _ = tracking.log_model(r["run_id"], out.checkpoint(name, seed), example, f"{name}-seed{seed}",
+                                            f"vaelab-{name}", {**tags, "seed": str(seed),
+                                                               "vaelab.checkpoint_md5": md5_of_bytes(r["checkpoint"])})
+            losses[version] = final[f"seed{seed}"]["test"].get("loss", float("nan"))
+            versions[version] = (f"Seed {seed} of {name}, trained by run {r['run_id']}: final test loss {losses[version]:.6g} "
+                                 "(the model's own loss, per image).")
+            aliases[f"seed{seed}"] = version
+        if not any(math.isnan(v) for v in losses.values()):
+            aliases["champion"] = min(losses, key=losses.get)
+        tracking.describe_registered(f"vaelab-{name}", describe(params, name) + "\n\nAliases: `seed<k>` is seed k's "
+                                     "version; `champion` the seed with the lowest final test loss.", versions, aliases)
         publish(staged, root, replace=[at.rel(at.model_dir(name)), at.rel(at.history_dir(name))])
-    for r in results:
-        Path(r["state_path"]).unlink(missing_ok=True)  # finished: the DVC outputs are now the result
-    return results
 
 
 @click.command()

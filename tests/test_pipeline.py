@@ -29,7 +29,7 @@ def stages_run(stdout: str) -> set[str]:
 def training_runs(project: Path) -> dict[tuple[str, str], object]:
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     exp = client.get_experiment_by_name("vaelab")
-    runs = client.search_runs([exp.experiment_id], "tags.`dvc.stage` LIKE 'train@%'")
+    runs = client.search_runs([exp.experiment_id], "tags.`dvc.stage` LIKE 'train@%' and tags.`vaelab.run` = 'seed'")
     return {(r.data.tags["model"], r.data.tags["seed"]): r for r in runs}
 
 
@@ -61,12 +61,12 @@ def test_each_seed_is_one_run_with_exactly_its_own_figures_and_eval_metrics(tiny
     for (m, s), r in runs.items():
         assert r.info.status == "FINISHED"
         assert r.data.tags["vaelab.checkpoint_md5"] == md5_of_file(tiny_pipeline / "models" / m / f"seed{s}" / "model.pt")
-        assert [h.step for h in client.get_metric_history(r.info.run_id, "test_loss")] == [1]
-        evals = [k for k in r.data.metrics if k.startswith("eval.")]
-        assert "eval.reconstruction.mse_per_image" in evals
+        assert [h.step for h in client.get_metric_history(r.info.run_id, "test/loss")] == [1]
+        evals = [k for k in r.data.metrics if k.startswith("eval/")]
+        assert "eval/reconstruction/mse_per_image" in evals
         for key in evals:
             assert len(client.get_metric_history(r.info.run_id, key)) == 1, key
-        assert "evaluate.iwae_samples" in r.data.params and "eval.iwae_samples" not in r.data.metrics
+        assert "evaluate.iwae_samples" in r.data.params and "eval/iwae_samples" not in r.data.metrics
         figures = {a.path for a in client.list_artifacts(r.info.run_id, "figures")}
         assert bool(figures) == (s == str(params["seeds"][0])), (m, s, figures)
 

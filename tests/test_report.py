@@ -79,10 +79,11 @@ def test_html_is_self_contained_and_a_report_run_is_recorded(tiny_pipeline: Path
     sources = re.findall(r'src="([^"]+)"', html)
     assert len(sources) == len(md_images(md)) and all(s.startswith("data:image/png;base64,") for s in sources)
     client = MlflowClient(f"sqlite:///{tiny_pipeline / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("vaelab")
+    exp = client.get_experiment_by_name("vaelab-report")  # apart from the training runs
     runs = client.search_runs([exp.experiment_id], "attributes.run_name = 'report'")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
-    assert "report.md" in {a.path for a in client.list_artifacts(runs[0].info.run_id)}
+    assert {"report.html", "claims.json"} <= {a.path for a in client.list_artifacts(runs[0].info.run_id)}
+    assert not client.search_runs([client.get_experiment_by_name("vaelab").experiment_id], "attributes.run_name = 'report'")
 
 
 @pytest.mark.slow  # the shared tiny `dvc repro`

@@ -49,7 +49,7 @@ def assert_each_epoch_once(workdir: Path) -> None:
     assert run.info.status == "FINISHED"
     for split in ("train", "test"):
         for term in TERMS:
-            assert epoch_steps(run, f"{split}_{term}", workdir=workdir) == [1, 2, 3, 4], (split, term)
+            assert epoch_steps(run, f"{split}/{term}", workdir=workdir) == [1, 2, 3, 4], (split, term)
 
 
 def kill_after_first_checkpoint(workdir: Path, sig: signal.Signals) -> int:
@@ -75,13 +75,16 @@ def test_killed_stage_resumes_bit_identical(tmp_path: Path, mnist_root: Path, em
     if sig == signal.SIGTERM:  # handled like Ctrl-C: clean exit code, run marked KILLED
         assert code == 130
         assert "interrupted (SIGTERM)" in (workdir / "stage.log").read_text()
-        assert [r.info.status for r in mlflow_runs(workdir)] == ["KILLED"]
+        assert [r.info.status for r in mlflow_runs(workdir, role=None)] == ["KILLED", "KILLED"]  # model and seed
     else:
         assert code == -signal.SIGKILL
 
     proc = train(workdir, MODEL)
 
     assert f"resuming after epoch {finished} of 4" in proc.stderr
+    (parent,) = mlflow_runs(workdir, role="model")  # the interrupted attempt's model run, resumed
+    (seed_run,) = mlflow_runs(workdir)
+    assert parent.info.status == "FINISHED" and seed_run.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert not (workdir / CHECKPOINT).exists()  # done: DVC outputs are the result
     assert_same_result(workdir, reference)
     assert_each_epoch_once(workdir)

@@ -63,7 +63,7 @@ def test_an_experiment_in_a_temporary_copy_records_into_the_projects_store(pipel
     client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("vaelab")
     assert experiment.artifact_location == (project / "mlruns").as_uri()
-    runs = client.search_runs([experiment.experiment_id], "tags.`dvc.exp_name` = 'bce-beta2'")
+    runs = client.search_runs([experiment.experiment_id], "tags.`dvc.exp_name` = 'bce-beta2' and tags.`vaelab.run` = 'seed'")
     seeds = yaml.safe_load((project / "params.yaml").read_text())["seeds"]
     assert sorted(r.data.tags["seed"] for r in runs) == sorted(str(s) for s in seeds)
     for r in runs:
@@ -114,7 +114,7 @@ def test_pushed_results_are_pulled_by_a_fresh_clone_without_retraining(pipeline_
     for r in runs:
         md5 = hashlib.md5((clone / "models" / "vae_bce" / f"seed{r.data.tags['seed']}" / "model.pt").read_bytes()).hexdigest()
         assert r.data.tags["vaelab.checkpoint_md5"] == md5 and r.data.tags["vaelab.lineage"] == "checkpoint-only"
-        assert len(client.get_metric_history(r.info.run_id, "eval.reconstruction.mse_per_image")) == 1
+        assert len(client.get_metric_history(r.info.run_id, "eval/reconstruction/mse_per_image")) == 1
     # The forced figures@ and evaluate@ wrote byte-identical outputs: figures, metrics and dvc.lock are in git.
     assert run(["git", "status", "--porcelain"], clone).stdout == ""
 

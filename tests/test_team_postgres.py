@@ -213,18 +213,18 @@ def test_parallel_queued_experiments_on_the_postgres_server_each_log_exactly_the
     seeds = yaml.safe_load((project / "params.yaml").read_text())["seeds"]
     for name in exps:
         runs = {r.data.tags["seed"]: r for r in client.search_runs(
-            [experiment.experiment_id], f"tags.`dvc.exp_name` = '{name}' and tags.`dvc.stage` = 'train@vae_bce'")}
+            [experiment.experiment_id], f"tags.`dvc.exp_name` = '{name}' and tags.`vaelab.run` = 'seed'")}
         assert set(runs) == {str(s) for s in seeds}, name
         evals = rows[name]["metrics"]["metrics/eval/vae_bce.json"]["data"]
         for seed, r in runs.items():
             assert r.info.status == "FINISHED" and r.info.artifact_uri.startswith("mlflow-artifacts:")
             assert r.data.tags["dvc.changed_params"] == exps[name][1]
             assert r.data.tags["dvc.baseline_rev"] == shown[1]["rev"]
-            assert [m.step for m in client.get_metric_history(r.info.run_id, "test_loss")] == [1]
-            for key in ("eval.reconstruction.mse_per_image", "eval.latent.knn_accuracy"):
+            assert [m.step for m in client.get_metric_history(r.info.run_id, "test/loss")] == [1]
+            for key in ("eval/reconstruction/mse_per_image", "eval/latent/knn_accuracy"):
                 # one value per key: no other experiment logged here
                 assert len(client.get_metric_history(r.info.run_id, key)) == 1, (name, seed, key)
-            assert r.data.metrics["eval.reconstruction.mse_per_image"] == pytest.approx(
+            assert r.data.metrics["eval/reconstruction/mse_per_image"] == pytest.approx(
                 evals[f"seed{seed}"]["reconstruction"]["mse_per_image"])
             figures = {a.path for a in client.list_artifacts(r.info.run_id, "figures")}
             assert bool(figures) == (seed == str(seeds[0])), (name, seed, figures)
@@ -232,7 +232,7 @@ def test_parallel_queued_experiments_on_the_postgres_server_each_log_exactly_the
             # MLflow 3 keeps a logged model beside the run (a LoggedModel whose source is the run), not in its artifacts.
             (logged,) = client.search_logged_models([experiment.experiment_id],
                                                     filter_string=f"source_run_id = '{r.info.run_id}'")
-            assert logged.name == "model" and logged.artifact_location.startswith("mlflow-artifacts:")
+            assert logged.name == f"vae_bce-seed{seed}" and logged.artifact_location.startswith("mlflow-artifacts:")
             assert r.inputs.dataset_inputs, "the training data is recorded as a dataset input"
     versions = client.search_model_versions("name = 'vaelab-vae_bce'")
     assert len(versions) == len(exps) * len(seeds)

@@ -97,6 +97,16 @@ def load_state(path: Path, fingerprint: str) -> dict | None:
     return state
 
 
+def saved_extra(path: Path) -> dict:
+    """The ``extra`` of the resumable state at ``path`` ({} if there is none or it is unreadable), read without
+    judging whether the state belongs to these settings (:func:`load_state` judges that)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - missing or unreadable: nothing to resume from
+        return {}
+    return state.get("extra", {}) if isinstance(state, dict) else {}
+
+
 def _rows(t: torch.Tensor, index: torch.Tensor | slice, stacked: bool) -> torch.Tensor:
     """Rows of ``t`` along its image axis (axis 1 when it carries a seed axis)."""
     return t[:, index] if stacked else t[index]

@@ -57,16 +57,18 @@ def start_train(workdir: Path, model: str, log_name: str = "stage.log", **env: s
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def mlflow_runs(workdir: Path, uri: str | None = None, experiment: str = "vaelab") -> list:
-    """All runs of ``experiment`` in the work dir's default store (or ``uri``)."""
+def mlflow_runs(workdir: Path, uri: str | None = None, experiment: str = "vaelab", role: str | None = "seed") -> list:
+    """The runs of ``experiment`` in the work dir's default store (or ``uri``): a model's seed runs (tag
+    ``vaelab.run = seed``), its parent runs (``role="model"``), or all (``role=None``)."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri or f"sqlite:///{workdir / 'mlflow.db'}")
     exp = client.get_experiment_by_name(experiment)
-    return [] if exp is None else client.search_runs([exp.experiment_id])
+    runs = [] if exp is None else client.search_runs([exp.experiment_id])
+    return [r for r in runs if role is None or r.data.tags.get("vaelab.run") == role]
 
 
-def epoch_steps(run, key: str = "test_loss", uri: str | None = None, workdir: Path | None = None) -> list[int]:
+def epoch_steps(run, key: str = "test/loss", uri: str | None = None, workdir: Path | None = None) -> list[int]:
     """The steps recorded for ``key`` in ``run``, in order (duplicates kept)."""
     from mlflow.tracking import MlflowClient
 

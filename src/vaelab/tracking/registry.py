@@ -1,5 +1,6 @@
-"""The model registry and run lineage: ``log_model`` logs a checkpoint as an MLflow Model and registers it;
-``run_for_checkpoint`` finds the training run that wrote a checkpoint.
+"""The model registry and run lineage: ``log_model`` logs a checkpoint as an MLflow Model and registers it,
+``describe_registered`` gives a registered model its description and aliases, and ``run_for_checkpoint`` finds
+the training run that wrote a checkpoint.
 
 Lineage: a training run is tagged with the md5 of the checkpoint it produced (``vaelab.checkpoint_md5``).
 The figures and evaluate stages hash the checkpoint they load and log to exactly the run with that
@@ -19,11 +20,15 @@ from vaelab.tracking.runs import recording
 from vaelab.tracking.store import client, tracking_uri
 
 log = logging.getLogger("vaelab.tracking")
+# The tag of a training run naming the MLflow 3 logged model of its checkpoint: the evaluate stage links its
+# metrics to that model (``log_metrics(model_id=...)``), so the model's page lists them.
+MODEL_ID_TAG = "vaelab.model_id"
 
 
-def log_model(run_id: str, checkpoint: Path, example: Any, registered_name: str, version_tags: dict[str, str]) -> str:
-    """Log a checkpoint to ``run_id`` as an MLflow Model (signature and input example from ``example``) and
-    register it as a new version of ``registered_name``; returns the version."""
+def log_model(run_id: str, checkpoint: Path, example: Any, name: str, registered_name: str,
+              version_tags: dict[str, str]) -> tuple[str, str]:
+    """Log a checkpoint to ``run_id`` as the MLflow Model ``name`` (signature and input example from ``example``)
+    and register it as a new version of ``registered_name``; returns the version and the logged model's id."""
     import mlflow
     import mlflow.pyfunc
     import numpy as np
@@ -36,13 +41,27 @@ def log_model(run_id: str, checkpoint: Path, example: Any, registered_name: str,
         with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
             # Models from code (pyfunc_model.py), not a pickled object: loading the model runs no pickle.
             info = mlflow.pyfunc.log_model(
-                name="model", python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+                name=name, python_model=str(Path(__file__).with_name("pyfunc_model.py")),
                 artifacts={"checkpoint": str(checkpoint)},
                 code_paths=[str(Path(vaelab.__file__).parent)], input_example=x,
                 signature=infer_signature(x, np.zeros((len(x), 784), dtype=np.float32)),
                 pip_requirements=[f"torch=={_version('torch')}", f"mlflow=={_version('mlflow')}", "numpy"])
         version = mlflow.register_model(info.model_uri, registered_name, tags=version_tags)
-        return version.version
+        client().set_tag(run_id, MODEL_ID_TAG, info.model_id)
+        return version.version, info.model_id
+
+
+def describe_registered(registered_name: str, description: str, versions: dict[str, str],
+                        aliases: dict[str, str]) -> None:
+    """Say what ``registered_name`` is, what each version is (``versions``: version -> text), and point each
+    alias at its version (``aliases``: alias -> version, e.g. ``champion`` and ``seed42``)."""
+    with recording(f"describing registered model {registered_name}"):
+        c = client()
+        c.update_registered_model(registered_name, description=description)
+        for version, text in versions.items():
+            c.update_model_version(registered_name, version, description=text)
+        for alias, version in aliases.items():
+            c.set_registered_model_alias(registered_name, alias, version)
 
 
 def _version(package: str) -> str:
@@ -68,7 +87,8 @@ def run_for_checkpoint(experiment_id: str, model: str, seed: int, md5: str, stag
         return (same_exp or runs)[0].info.run_id
     log.warning("%s seed %d: no run in %s wrote checkpoint %s; recording into a new run linked by its md5",
                 model, seed, tracking_uri(), md5)
-    tags = {**run_tags(model, stage), "seed": str(seed), "vaelab.checkpoint_md5": md5, "vaelab.lineage": "checkpoint-only"}
+    tags = {**run_tags(model, stage), "seed": str(seed), "vaelab.run": "seed", "vaelab.checkpoint_md5": md5,
+            "vaelab.lineage": "checkpoint-only"}
     with recording("creating a run for a pulled checkpoint"):
         run = client().create_run(experiment_id, tags=tags, run_name=f"{model}/seed{seed}")
         client().set_terminated(run.info.run_id, "FINISHED")

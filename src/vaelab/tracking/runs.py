@@ -1,6 +1,10 @@
 """Runs and what the stages log to them: the signal hold shared with ``vaelab.stage`` (``hold_interrupt``,
 ``recording``), starting and ending runs (``tracked_run``, ``tracked_runs``), and logging metrics, params,
-artifacts and tags by explicit run id (``logged_steps`` tells a resumed run which epochs it has)."""
+artifacts and tags by explicit run id (``logged_steps`` tells a resumed run which epochs it has), and reading
+back a run's tags and datasets.
+
+A model is one parent run (``<model>``) with one nested run per seed (``<model>/seed<k>``, tagged
+``mlflow.parentRunId``): the train stage starts both with :func:`tracked_runs`."""
 
 from __future__ import annotations
 
@@ -139,13 +143,18 @@ def logged_steps(run_id: str, key: str) -> set[int]:
     return {m.step for m in MlflowClient().get_metric_history(run_id, key)}
 
 
-def log_metrics(run_id: str, metrics: dict[str, float], step: int = 0) -> None:
-    """Log numbers to ``run_id`` in one request (``step`` = epoch for per-epoch curves)."""
+def log_metrics(run_id: str, metrics: dict[str, float], step: int = 0, model_id: str | None = None,
+                dataset: tuple[str, str] | None = None) -> None:
+    """Log numbers to ``run_id`` in one request (``step`` = epoch for per-epoch curves). With ``model_id`` (an
+    MLflow 3 logged model) and ``dataset`` (its name and digest) they are also that model's metrics on that
+    dataset: the logged model's page lists them."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
+    name, digest = dataset or (None, None)
     with recording(f"logging metrics to run {run_id}"):
-        client().log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+        client().log_batch(run_id, metrics=[Metric(k, float(v), now, step, model_id=model_id, dataset_name=name,
+                                                   dataset_digest=digest) for k, v in metrics.items()])
 
 
 def log_params(run_id: str, params: dict[str, Any]) -> None:
@@ -155,9 +164,29 @@ def log_params(run_id: str, params: dict[str, Any]) -> None:
         client().log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
 
 
-def log_artifacts(run_id: str, folder: Path, artifact_path: str | None = None) -> None:
+def log_artifacts(run_id: str, path: Path, artifact_path: str | None = None) -> None:
+    """Upload a folder's files, or one file, to ``run_id`` (under ``artifact_path``)."""
     with recording(f"uploading artifacts to run {run_id}"):
-        client().log_artifacts(run_id, str(folder), artifact_path=artifact_path)
+        if path.is_dir():
+            client().log_artifacts(run_id, str(path), artifact_path=artifact_path)
+        else:
+            client().log_artifact(run_id, str(path), artifact_path=artifact_path)
+
+
+def run_tag(run_id: str, key: str) -> str | None:
+    """One tag of ``run_id``, e.g. ``mlflow.parentRunId`` (the model's run of a seed run), or None."""
+    with recording(f"reading run {run_id}"):
+        return client().get_run(run_id).data.tags.get(key)
+
+
+def logged_dataset(run_id: str, context: str) -> tuple[str, str] | None:
+    """The name and digest of the dataset ``run_id`` logged with ``context`` (e.g. ``testing``), or None."""
+    with recording(f"reading the datasets of run {run_id}"):
+        inputs = client().get_run(run_id).inputs
+    for d in inputs.dataset_inputs if inputs else []:
+        if any(t.key == "mlflow.data.context" and t.value == context for t in d.tags):
+            return d.dataset.name, d.dataset.digest
+    return None
 
 
 def set_tags(run_id: str, tags: dict[str, str]) -> None:

@@ -72,8 +72,9 @@ def _store_lock(uri: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def setup(experiment: str) -> str:
-    """Point MLflow at the store, make sure ``experiment`` exists, and return its id."""
+def setup(experiment: str, note: str | None = None) -> str:
+    """Point MLflow at the store, make sure ``experiment`` exists (described by ``note``, by default the study's
+    :data:`EXPERIMENT_NOTE`), and return its id."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -93,7 +94,7 @@ def setup(experiment: str) -> str:
         location = (project_root() / "mlruns").as_uri() if _sqlite_path(uri) else None
         try:
             return mlflow.create_experiment(experiment, artifact_location=location,
-                                            tags={"mlflow.note.content": EXPERIMENT_NOTE})
+                                            tags={"mlflow.note.content": note or EXPERIMENT_NOTE})
         except MlflowException as err:
             # Parallel queued experiments against a fresh tracking server race to create it (the file lock
             # above covers only a local store): the loser uses the winner's.
@@ -103,11 +104,22 @@ def setup(experiment: str) -> str:
 
 
 EXPERIMENT_NOTE = """vaelab: autoencoders and VAEs on MNIST with a 2-D latent, after the blog post *Data Compression and
-generation with Variational Autoencoders*. One run per model and seed (`train@<model>` of the DVC pipeline),
-tagged `model`, `seed`, `git.commit`, `dvc.exp_name` and `vaelab.checkpoint_md5`; its figures and
-evaluation metrics (`eval.*`) are attached to that run. Trained models are registered as `vaelab-<model>`.
-The study's report (every model side by side, the claims table) is the run named `report` and
-`reports/report.md` in the repository."""
+generation with Variational Autoencoders*. One parent run per model (`train@<model>` of the DVC pipeline) with
+one nested run per seed (`<model>/seed<k>`), tagged `model`, `seed`, `git.commit`, `dvc.exp_name` and
+`vaelab.checkpoint_md5`. Metrics are grouped by `/`: per-epoch `train/*`, `test/*` and `decoder/*`, and the
+evaluation's `eval/*`; a parent run holds their mean over seeds and `<key>_ci95`, the half-width of the 95%
+Student-t interval. Figures of the first seed are on its run and the parent's. Trained models are registered
+as `vaelab-<model>` with aliases `seed<k>` and `champion`. The study's report (every model side by side, the
+claims table) is in the experiment `<this experiment>-report` and `reports/report.md` in the repository."""
+
+
+def report_experiment(experiment: str) -> str:
+    """The experiment of the report's runs, apart from the training runs so the runs table holds models only."""
+    return f"{experiment}-report"
+
+
+REPORT_NOTE = """vaelab's report: one run per run of the DVC stage `report`, holding `report.html` (self-contained: every
+model side by side, the claims table) and `claims.json`. The training runs are in the study's own experiment."""
 
 
 def ui_url(base: str, experiment: str) -> str:
