@@ -28,6 +28,7 @@ bench: setup                 ## speed against the machine's matmul peak (after `
 	PYTHONPATH=src:. python benchmarks/startup.py
 	PYTHONPATH=src:. python benchmarks/study.py
 
+# Without MLflow 3's GenAI job runner (vaelab does not use it), as the team server in the README: two processes, not 15.
 mlflow-ui: setup             ## browse the runs at http://127.0.0.1:5000 (prints the runs table's URL)
 	@PYTHONPATH=src python -c "from vaelab import tracking; print('vaelab runs table:', tracking.ui_url('http://127.0.0.1:5000', 'vaelab'))"
-	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000 --workers 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from vaelab import judge as judges, models, tracking
+from vaelab import judge as judges, models, stats, tracking
 from vaelab.config import MNIST_TEST_SIZE, Params, flatten, load_params
 from vaelab.data import load_binarized_test, load_split
 from vaelab.device import resolve_device
@@ -71,7 +71,7 @@ def evaluate(params: Params, name: str, root: Path = Path(".")) -> dict:
     parent = tracking.run_tag(tracking.run_for_checkpoint(experiment_id, name, params.seeds[0], md5_of_file(first),
                                                           f"evaluate@{name}"), "mlflow.parentRunId")
     if parent:  # the model's run (a checkpoint pulled from a DVC remote into a fresh store has none)
-        tracking.log_metrics(parent, tracking.across_seeds([tracking.eval_metrics(flatten(m)) for m in results]))
+        tracking.log_metrics(parent, tracking.across_seeds(stats.across_seeds([tracking.eval_metrics(flatten(m)) for m in results])))
     result = {**{f"seed{s}": m for s, m in per_seed.items()}, "mean": mean_over_seeds(list(per_seed.values()))}
     with staging(root, "evaluate") as staged:
         write_atomic(Layout(staged).eval_metrics(name), json.dumps(result, indent=2) + "\n")

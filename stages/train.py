@@ -30,7 +30,7 @@ from pathlib import Path
 import click
 import torch
 
-from vaelab import models, tracking
+from vaelab import models, stats, tracking
 from vaelab.config import MNIST_TRAIN_SIZE, Params, flatten, load_params
 from vaelab.data import load_split
 from vaelab.device import resolve_device
@@ -68,6 +68,14 @@ def history_csv(history: list[Epoch]) -> str:
     return buf.getvalue()
 
 
+def log_data(run_id: str, train: torch.Tensor, test: torch.Tensor, whole_test_set: bool) -> None:
+    """The training and test images as the run's dataset inputs (the runs table's Dataset column). The source is
+    the official archive (data/MNIST/raw holds it, MD5-verified); the digest is of the pixels."""
+    tracking.log_dataset(run_id, train, f"mnist-train[:{len(train)}]", f"{MNIST_URL}train-images-idx3-ubyte.gz", "training")
+    tracking.log_dataset(run_id, test, "mnist-test" if whole_test_set else f"mnist-test[:{len(test)}]",
+                         f"{MNIST_URL}t10k-images-idx3-ubyte.gz", "testing")
+
+
 def train_group(params: Params, name: str, seeds: list[int], root: Path, experiment_id: str, parent_id: str
                 ) -> list[dict]:
     """Train ``seeds`` side by side as one stacked model, each seed recorded in its own MLflow run nested under
@@ -93,12 +101,9 @@ def train_group(params: Params, name: str, seeds: list[int], root: Path, experim
                 tracking.set_tags(rid, {"mlflow.parentRunId": parent_id})
             else:  # a new run
                 tracking.log_params(rid, {**flatten({**settings, "seeds": None, "seed": seed}), "device": str(device)})
-                size = len(train.images)
-                # The source is the official archive (data/MNIST/raw holds it, MD5-verified); the digest is of the pixels.
-                tracking.log_dataset(rid, train.images, f"mnist-train[:{size}]", f"{MNIST_URL}train-images-idx3-ubyte.gz",
-                                     "training")
-                test_name = "mnist-test" if params.data.test_size is None else f"mnist-test[:{len(test.images)}]"
-                tracking.log_dataset(rid, test.images, test_name, f"{MNIST_URL}t10k-images-idx3-ubyte.gz", "testing")
+                log_data(rid, train.images, test.images, params.data.test_size is None)
+        if seeds[0] == params.seeds[0] and tracking.logged_dataset(parent_id, "training") is None:
+            log_data(parent_id, train.images, test.images, params.data.test_size is None)  # the model's run shows them too
         for i, rid in enumerate(run_ids):  # epochs an interrupted process finished but did not log
             done = tracking.logged_steps(rid, tracking.EPOCH_KEY)
             for epoch in resume["history"][i] if resume else []:
@@ -158,7 +163,7 @@ def log_across_seeds(parent_id: str, histories: list[list[Epoch]]) -> None:
     done = tracking.logged_steps(parent_id, tracking.EPOCH_KEY)
     for epochs in zip(*histories):
         if epochs[0].epoch not in done:
-            tracking.log_metrics(parent_id, tracking.across_seeds([epoch_metrics(e) for e in epochs]), epochs[0].epoch)
+            tracking.log_metrics(parent_id, tracking.across_seeds(stats.across_seeds([epoch_metrics(e) for e in epochs])), epochs[0].epoch)
 
 
 def publish_model(params: Params, name: str, root: Path, results: list[dict]) -> None:

@@ -32,6 +32,6 @@ def test_parallel_trainings_share_a_fresh_sqlite_store(tmp_path: Path, mnist_roo
     for run in runs:
         assert run.info.status == "FINISHED"
         assert epoch_steps(run, workdir=workdir) == [1, 2]
-        assert epoch_steps(run, "train/loss", workdir=workdir) == [1, 2]
+        assert epoch_steps(run, "epoch/loss/train", workdir=workdir) == [1, 2]
     for name in MODELS:
         assert (workdir / "models" / name / "seed1" / "model.pt").exists()

@@ -44,6 +44,8 @@ def test_each_model_is_a_parent_run_with_its_seeds_nested(store) -> None:
             assert r.info.run_name == f"{model}/seed{seed}"
             assert r.data.tags["mlflow.parentRunId"] == parent.info.run_id
             assert f"Seed {seed} of model {model}" in r.data.tags["mlflow.note.content"]
+        assert {d.dataset.digest for d in parent.inputs.dataset_inputs} == {
+            d.dataset.digest for d in children[seeds[0]].inputs.dataset_inputs}  # the Dataset column of its row
         note = parent.data.tags["mlflow.note.content"]
         assert f"**{model}**" in note and "Nearest model in params.yaml" in note
 
@@ -54,15 +56,15 @@ def test_metric_names_are_grouped_and_the_parent_holds_the_mean_over_seeds(store
         parent, children = runs_of(client, exp, model)
         for r in children.values():
             keys = set(r.data.metrics)
-            assert {"train/loss", "test/loss", "eval/reconstruction/mse_per_image"} <= keys
+            assert {"epoch/loss/train", "epoch/loss/test", "eval/reconstruction/mse_per_image"} <= keys
             assert all("/" in k for k in keys), sorted(k for k in keys if "/" not in k)
-        for key in ("test/loss", "eval/reconstruction/mse_per_image"):
+        for key in ("epoch/loss/test", "eval/reconstruction/mse_per_image"):
             values = [r.data.metrics[key] for r in children.values()]
             assert parent.data.metrics[key] == pytest.approx(sum(values) / len(values), rel=1e-6)
-            half = parent.data.metrics[key + "_ci95"]
+            half = parent.data.metrics["seeds_ci95/" + key]
             assert math.isfinite(half) and half > 0  # two seeds that differ: a real interval
         epochs = params["train"]["epochs"]
-        assert [m.step for m in client.get_metric_history(parent.info.run_id, "test/loss")] == list(range(1, epochs + 1))
+        assert [m.step for m in client.get_metric_history(parent.info.run_id, "epoch/loss/test")] == list(range(1, epochs + 1))
 
 
 def test_every_promised_artifact_is_in_its_run(store, tiny_pipeline: Path, tmp_path: Path) -> None:
@@ -101,7 +103,7 @@ def test_registered_models_say_what_they_are_and_which_version_to_use(store) -> 
         for seed, r in children.items():
             version = by_run[r.info.run_id]
             assert registered.aliases[f"seed{seed}"] == version.version and f"Seed {seed}" in version.description
-            losses[version.version] = r.data.metrics["test/loss"]
+            losses[version.version] = r.data.metrics["epoch/loss/test"]
         assert registered.aliases["champion"] == min(losses, key=losses.get)
 
 

@@ -61,7 +61,7 @@ def test_each_seed_is_one_run_with_exactly_its_own_figures_and_eval_metrics(tiny
     for (m, s), r in runs.items():
         assert r.info.status == "FINISHED"
         assert r.data.tags["vaelab.checkpoint_md5"] == md5_of_file(tiny_pipeline / "models" / m / f"seed{s}" / "model.pt")
-        assert [h.step for h in client.get_metric_history(r.info.run_id, "test/loss")] == [1]
+        assert [h.step for h in client.get_metric_history(r.info.run_id, "epoch/loss/test")] == [1]
         evals = [k for k in r.data.metrics if k.startswith("eval/")]
         assert "eval/reconstruction/mse_per_image" in evals
         for key in evals:

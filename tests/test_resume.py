@@ -49,7 +49,7 @@ def assert_each_epoch_once(workdir: Path) -> None:
     assert run.info.status == "FINISHED"
     for split in ("train", "test"):
         for term in TERMS:
-            assert epoch_steps(run, f"{split}/{term}", workdir=workdir) == [1, 2, 3, 4], (split, term)
+            assert epoch_steps(run, f"epoch/{term}/{split}", workdir=workdir) == [1, 2, 3, 4], (split, term)
 
 
 def kill_after_first_checkpoint(workdir: Path, sig: signal.Signals) -> int:

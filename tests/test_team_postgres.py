@@ -220,7 +220,7 @@ def test_parallel_queued_experiments_on_the_postgres_server_each_log_exactly_the
             assert r.info.status == "FINISHED" and r.info.artifact_uri.startswith("mlflow-artifacts:")
             assert r.data.tags["dvc.changed_params"] == exps[name][1]
             assert r.data.tags["dvc.baseline_rev"] == shown[1]["rev"]
-            assert [m.step for m in client.get_metric_history(r.info.run_id, "test/loss")] == [1]
+            assert [m.step for m in client.get_metric_history(r.info.run_id, "epoch/loss/test")] == [1]
             for key in ("eval/reconstruction/mse_per_image", "eval/latent/knn_accuracy"):
                 # one value per key: no other experiment logged here
                 assert len(client.get_metric_history(r.info.run_id, key)) == 1, (name, seed, key)

@@ -11,6 +11,9 @@ from vaelab import likelihoods, models
 from vaelab.config import Params, flatten
 
 
+UNSET = "(unset)"  # a setting one model has and its neighbour lacks (e.g. a fixed σ)
+
+
 def _first_sentence(doc: str | None) -> str:
     text = " ".join((doc or "").split("\n\n")[0].split())
     # A sentence ends at a full stop before a capital letter ("Rybkin et al. 2021, sec. 3" does not end).
@@ -31,7 +34,8 @@ def neighbour(params: Params, name: str) -> tuple[str, dict[str, tuple[object, o
         if other == name:
             continue
         theirs = settings(params, other)
-        diff = {k: (theirs.get(k), mine.get(k)) for k in sorted(set(mine) | set(theirs)) if theirs.get(k) != mine.get(k)}
+        diff = {k: (theirs.get(k, UNSET), mine.get(k, UNSET)) for k in sorted(set(mine) | set(theirs))
+                if theirs.get(k, UNSET) != mine.get(k, UNSET)}
         if best is None or len(diff) < len(best[1]):
             best = (other, diff)
     return best
@@ -50,5 +54,6 @@ def describe(params: Params, name: str) -> str:
         other, diff = near
         changes = ", ".join(f"`{k}` {a} → {b}" for k, (a, b) in diff.items()) or "nothing"
         lines.append(f"Nearest model in params.yaml: **{other}**; from it, this model changes {changes}.")
-    lines.append(f"Seeds {', '.join(map(str, params.seeds))}, {params.train.epochs} epochs (params.yaml `seeds`, `train`).")
+    lines.append(f"Trained with seeds {', '.join(map(str, params.seeds))} for {params.train.epochs} epochs "
+                 "(params.yaml `seeds`, `train`).")
     return "\n\n".join(lines)

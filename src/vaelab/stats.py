@@ -83,6 +83,11 @@ def mean_ci(values: Iterable[float], level: float = LEVEL) -> Interval:
     return Interval(mean, mean - half, mean + half, n, level)
 
 
+def across_seeds(per_seed: list[dict[str, float]], level: float = LEVEL) -> dict[str, Interval]:
+    """For every key of the per-seed dicts, its mean over seeds and interval (:func:`mean_ci`)."""
+    return {key: mean_ci([m[key] for m in per_seed], level) for key in per_seed[0]}
+
+
 def paired_differences(a: Iterable[float], b: Iterable[float]) -> list[float]:
     """Per-seed differences a_s − b_s of two models trained over the same seeds, in the same order."""
     xs, ys = _as_floats(a, "a"), _as_floats(b, "b")

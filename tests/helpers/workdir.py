@@ -68,7 +68,7 @@ def mlflow_runs(workdir: Path, uri: str | None = None, experiment: str = "vaelab
     return [r for r in runs if role is None or r.data.tags.get("vaelab.run") == role]
 
 
-def epoch_steps(run, key: str = "test/loss", uri: str | None = None, workdir: Path | None = None) -> list[int]:
+def epoch_steps(run, key: str = "epoch/loss/test", uri: str | None = None, workdir: Path | None = None) -> list[int]:
     """The steps recorded for ``key`` in ``run``, in order (duplicates kept)."""
     from mlflow.tracking import MlflowClient
 

@@ -3,7 +3,7 @@ place that imports mlflow (``pyfunc_model.py`` beside it is the MLflow Model's c
 and later stages never log into the wrong run. mlflow itself is imported only inside the calls, when a run is
 recorded, so that a stage starts fast.
 
-The modules, by concern: ``keys`` (metric names: ``train/loss``, ``eval/...``, a parent's summaries),
+The modules, by concern: ``keys`` (metric names: ``epoch/loss/test``, ``eval/...``, a parent's summaries),
 ``store`` (where runs are recorded: URI, file lock, preflight, setup, client),
 ``runs`` (the signal hold, starting and ending runs, logging to them), ``provenance`` (git, the params diff,
 run tags, dataset digests) and ``registry`` (the model registry and checkpoint lineage). Callers use the
@@ -13,7 +13,7 @@ names below as ``tracking.<name>``.
 from __future__ import annotations
 
 from vaelab.tracking.provenance import changed_params, git_commit, log_dataset, run_tags
-from vaelab.tracking.keys import CI_SUFFIX, EPOCH_KEY, across_seeds, epoch_metrics, eval_metrics
+from vaelab.tracking.keys import CI_PREFIX, EPOCH_KEY, across_seeds, epoch_metrics, eval_metrics
 from vaelab.tracking.registry import MODEL_ID_TAG, describe_registered, log_model, run_for_checkpoint
 from vaelab.tracking.runs import (hold_interrupt, log_artifacts, log_metrics, log_params, logged_dataset, logged_steps,
                                   recording, run_tag, set_tags, tracked_run, tracked_runs)
@@ -21,7 +21,7 @@ from vaelab.tracking.store import (EXPERIMENT_NOTE, HTTP_DEFAULTS, PREFLIGHT_TIM
                                    client, project_root, report_experiment, setup, tracking_uri, ui_url)
 
 __all__ = [
-    "CI_SUFFIX", "EPOCH_KEY", "EXPERIMENT_NOTE", "HTTP_DEFAULTS", "MODEL_ID_TAG", "PREFLIGHT_TIMEOUT_S", "REPORT_NOTE",
+    "CI_PREFIX", "EPOCH_KEY", "EXPERIMENT_NOTE", "HTTP_DEFAULTS", "MODEL_ID_TAG", "PREFLIGHT_TIMEOUT_S", "REPORT_NOTE",
     "across_seeds", "changed_params", "check_reachable", "client", "describe_registered", "epoch_metrics",
     "eval_metrics", "git_commit", "hold_interrupt", "log_artifacts", "log_dataset", "log_metrics", "log_model",
     "log_params", "logged_dataset", "logged_steps", "project_root", "recording", "report_experiment",

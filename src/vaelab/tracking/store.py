@@ -106,9 +106,9 @@ def setup(experiment: str, note: str | None = None) -> str:
 EXPERIMENT_NOTE = """vaelab: autoencoders and VAEs on MNIST with a 2-D latent, after the blog post *Data Compression and
 generation with Variational Autoencoders*. One parent run per model (`train@<model>` of the DVC pipeline) with
 one nested run per seed (`<model>/seed<k>`), tagged `model`, `seed`, `git.commit`, `dvc.exp_name` and
-`vaelab.checkpoint_md5`. Metrics are grouped by `/`: per-epoch `train/*`, `test/*` and `decoder/*`, and the
-evaluation's `eval/*`; a parent run holds their mean over seeds and `<key>_ci95`, the half-width of the 95%
-Student-t interval. Figures of the first seed are on its run and the parent's. Trained models are registered
+`vaelab.checkpoint_md5`. Metrics are grouped by `/`: per-epoch `epoch/<term>/train`, `epoch/<term>/test` and
+`epoch/decoder/*`, and the evaluation's `eval/*`; a parent run holds their mean over seeds and
+`seeds_ci95/<key>`, the half-width of the 95% Student-t interval. Figures of the first seed are on its run and the parent's. Trained models are registered
 as `vaelab-<model>` with aliases `seed<k>` and `champion`. The study's report (every model side by side, the
 claims table) is in the experiment `<this experiment>-report` and `reports/report.md` in the repository."""
 
