@@ -139,8 +139,9 @@ def render_markdown(title: str, blocks: list[Block]) -> str:
 
 
 def _inline_html(text: str) -> str:
-    """Escape, then render `code` and **bold** (the only Markdown the report's prose uses)."""
-    out = html.escape(text)
+    """Escape, then render `code` and **bold** (the only Markdown the report's prose uses); "mean ± half-width"
+    stays on one line in a narrow column."""
+    out = html.escape(text).replace(" ± ", "\u00a0±\u00a0")
     for mark, tag in (("**", "b"), ("`", "code")):
         pieces = out.split(mark)
         out = "".join(p if i % 2 == 0 else f"<{tag}>{p}</{tag}>" for i, p in enumerate(pieces))
