@@ -63,14 +63,15 @@ def _decimals(x: float, digits: int) -> int:
 
 
 def shared_decimals(intervals: list[stats.Interval | None]) -> int | None:
-    """The decimal places of one metric's intervals (a table's row or column), so that they read alike: the widest
-    half-width to 2 significant digits (no half-width: the largest mean to 4). None where fixed point would be
-    unreadable (then each interval keeps :func:`stats.format_interval`'s own form)."""
+    """The decimal places of one metric's intervals (a table's row or column), so that they read alike: the
+    narrowest nonzero half-width to 2 significant digits, so no model's interval loses its precision (no nonzero
+    half-width: the largest mean to 4). None where fixed point would be unreadable (then each interval keeps
+    :func:`stats.format_interval`'s own form)."""
     shown = [iv for iv in intervals if iv is not None and iv.defined]
     if not shown or len(shown) < len([iv for iv in intervals if iv is not None]):
         return None
-    widest = max(float(f"{iv.half_width:.2g}") for iv in shown)
-    decimals = max(0, _decimals(widest, 2) if widest > 0 else _decimals(max(abs(iv.mean) for iv in shown), 4))
+    spreads = [float(f"{iv.half_width:.2g}") for iv in shown if iv.half_width > 0]
+    decimals = max(0, _decimals(min(spreads), 2) if spreads else _decimals(max(abs(iv.mean) for iv in shown), 4))
     return None if decimals > 12 or any(abs(iv.mean) >= 1e12 for iv in shown) else decimals
 
 
