@@ -103,10 +103,10 @@ def write_report(params: Params, root: Path = Path(".")) -> Path:
     with staging(root, "report") as staged:
         reports = staged / "reports"
         figs = {"data": images.data_grid(train.images, train.labels, params.figures.data_grid),
-                "test_loss": charts.loss_curves(histories)}
+                "test_loss": charts.loss_curves(histories, "Test loss per epoch (first seed; each model's own loss)")}
         sigmas = sigma_histories(params, root)
         if sigmas:
-            figs["sigma"] = charts.loss_curves(sigmas, ylabel="decoder σ")
+            figs["sigma"] = charts.loss_curves(sigmas, "Decoder σ per epoch (first seed)", ylabel="decoder σ")
         save_figures(figs, reports / "study", params.figures.dpi)
         write_atomic(reports / "report.md", render_markdown(TITLE, blocks))
         image = lambda rel: ((reports / rel) if (reports / rel).exists() else (root / "reports" / rel)).read_bytes()

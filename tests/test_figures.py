@@ -113,7 +113,8 @@ def test_data_grid_and_loss_curves(mnist_root, tmp_path):
     fig = plots.data_grid(train.images, train.labels, cols=5)
     assert [t.get_text() for t in fig.axes[0].texts] == [str(v) for v in train.labels.tolist()]
     assert_drawn(fig, tmp_path / "data.png", 60)
-    curves = charts.loss_curves({"AE": ([1, 2, 3], [40.0, 35.0, 33.0]), "VAE-BCE": ([1, 2, 3], [160.0, 150.0, 145.0])})
+    curves = charts.loss_curves({"AE": ([1, 2, 3], [40.0, 35.0, 33.0]), "VAE-BCE": ([1, 2, 3], [160.0, 150.0, 145.0])},
+                                "Test loss per epoch")
     assert [line.get_label() for line in curves.axes[0].get_lines()] == ["AE", "VAE-BCE"]
     assert list(curves.axes[0].get_xticks()) == [1, 2, 3]  # whole epochs only
     assert_drawn(curves, tmp_path / "test_loss.png", 60)

@@ -1,6 +1,7 @@
 """The study's report, laid out as blocks (:mod:`vaelab.reporting`): which sections it has, what the
-captions say, and how the per-seed numbers become mean ± 95% interval tables. Pure: the report stage
-reads the pipeline's outputs into :class:`Inputs` and renders what :func:`report_blocks` returns.
+captions say, and how the per-seed numbers become mean ± 95% interval tables (one number format per metric).
+Pure: the report stage reads the pipeline's outputs into :class:`Inputs` and renders what :func:`report_blocks`
+returns.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 
 from vaelab import claims, stats
 from vaelab.config import flatten
-from vaelab.reporting import MISSING, Block, Heading, Image, Para, Table, fmt
+from vaelab.reporting import MISSING, Block, Cell, Contents, Gallery, Heading, Image, Para, Table
 from vaelab.viz.model_figures import KINDS, model_label
 
 # One row per figure kind: (title, the post's claim it checks).
@@ -56,24 +57,68 @@ class Inputs:
     quadrants: dict = field(default_factory=dict)             # metrics/quadrants.json (quadrant completion)
 
 
+def _decimals(x: float, digits: int) -> int:
+    """Decimal places that show ``x`` to ``digits`` significant digits."""
+    return digits - 1 - math.floor(math.log10(abs(x))) if x else 0
+
+
+def shared_decimals(intervals: list[stats.Interval | None]) -> int | None:
+    """The decimal places of one metric's intervals (a table's row or column), so that they read alike: the
+    narrowest nonzero half-width to 2 significant digits, so no model's interval loses its precision (no nonzero
+    half-width: the largest mean to 4). None where fixed point would be unreadable (then each interval keeps
+    :func:`stats.format_interval`'s own form)."""
+    shown = [iv for iv in intervals if iv is not None and iv.defined]
+    if not shown or len(shown) < len([iv for iv in intervals if iv is not None]):
+        return None
+    spreads = [float(f"{iv.half_width:.2g}") for iv in shown if iv.half_width > 0]
+    decimals = max(0, _decimals(min(spreads), 2) if spreads else _decimals(max(abs(iv.mean) for iv in shown), 4))
+    return None if decimals > 12 or any(abs(iv.mean) >= 1e12 for iv in shown) else decimals
+
+
+def interval_cells(intervals: list[stats.Interval | None]) -> list[str]:
+    """"mean ± half-width" for each interval of one metric, all to the same decimal places (a nonzero half-width
+    too small for them shows as one unit of the last place, never as 0); :data:`MISSING` for None."""
+    decimals = shared_decimals(intervals)
+
+    def one(iv: stats.Interval | None) -> str:
+        if iv is None:
+            return MISSING
+        if decimals is None:
+            return stats.format_interval(iv)
+        half = round(iv.half_width, decimals) or (10.0 ** -decimals if iv.half_width > 0 else 0.0)
+        return f"{iv.mean:.{decimals}f} ± {half:.{decimals}f}"
+    return [one(iv) for iv in intervals]
+
+
+def number_cells(values: list[float | None], digits: int = 3) -> list[str]:
+    """Plain numbers of one metric to the same decimal places: the largest to ``digits`` significant digits."""
+    finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
+    decimals = max(0, _decimals(max(finite), digits)) if finite else 0
+    return [f"{v:.{decimals}f}" if v is not None and math.isfinite(v) else MISSING for v in values]
+
+
 def interval_table(per_model: dict[str, dict[int, dict]], models: list[str]) -> Table:
     """Rows [metric, mean ± 95% interval per model] over the union of flattened keys, first-seen order."""
     flat = {m: {s: flatten(v) for s, v in per_model.get(m, {}).items()} for m in models}
     keys = list(dict.fromkeys(k for m in models for per_seed in flat[m].values() for k in per_seed))
     rows = []
     for key in keys:
-        cells = []
-        for m in models:
-            values = [v[key] for v in flat[m].values() if key in v and math.isfinite(v[key])]
-            cells.append(stats.format_interval(stats.mean_ci(values)) if values else MISSING)
-        rows.append([f"`{key}`", *cells])
+        per = [[v[key] for v in flat[m].values() if key in v and math.isfinite(v[key])] for m in models]
+        rows.append([f"`{key}`", *interval_cells([stats.mean_ci(values) if values else None for values in per])])
     return Table(["metric", *[model_label(m) for m in models]], rows)
+
+
+def _claim_numbers(v: claims.Verdict) -> tuple[str, str]:
+    """A claim's per-seed differences and their interval, to the interval's decimal places."""
+    decimals = shared_decimals([v.interval])
+    if decimals is None:
+        return ", ".join(f"{d:.3g}" for d in v.differences), stats.format_interval(v.interval)
+    return ", ".join(f"{d:.{decimals}f}" for d in v.differences), interval_cells([v.interval])[0]
 
 
 def claims_blocks(verdicts: list[claims.Verdict]) -> list[Block]:
     rows = [[v.spec.claim, f"`{v.spec.metric}` ({v.spec.better} is better), {model_label(v.spec.model)} vs "
-             f"{model_label(v.spec.baseline)}", ", ".join(fmt(d, 3) for d in v.differences),
-             stats.format_interval(v.interval), f"**{v.verdict}**"] for v in verdicts]
+             f"{model_label(v.spec.baseline)}", *_claim_numbers(v), f"**{v.verdict}**"] for v in verdicts]
     return [Heading("The post's claims, tested over seeds"),
             Para(f"Rule: {claims.RULE} Also in `metrics/claims.json`."),
             Table(["claim", "metric", "per-seed differences", "mean ± 95% interval", "verdict"], rows)]
@@ -82,10 +127,8 @@ def claims_blocks(verdicts: list[claims.Verdict]) -> list[Block]:
 def post_ae_blocks(inp: Inputs) -> list[Block]:
     blocks: list[Block] = []
     for post, working in inp.post_ae.items():
-        def mean(model: str, key: str) -> str:
-            values = [flatten(v).get(key) for v in inp.evals.get(model, {}).values()]
-            values = [v for v in values if v is not None]
-            return stats.format_interval(stats.mean_ci(values)) if values else MISSING
+        def row(label: str, key: str) -> list[Cell]:
+            return [label, *interval_cells([_mean_ci(inp, post, key), _mean_ci(inp, working, key)])]
         blocks += [
             Heading("What it took to reproduce the post"),
             Para(f"{model_label(post)} is the post's autoencoder exactly as written: four linear layers with ReLU "
@@ -95,12 +138,9 @@ def post_ae_blocks(inp: Inputs) -> list[Block]:
                  f"{model_label(working)} adds one batch-norm on the code (before the sigmoid), which keeps it on "
                  "the sigmoid's slope."),
             Table(["", model_label(post), model_label(working)], [
-                ["saturated codes (a coordinate within 0.01 of 0 or 1)", mean(post, "latent.saturated_fraction"),
-                 mean(working, "latent.saturated_fraction")],
-                ["test squared error per image", mean(post, "reconstruction.mse_per_image"),
-                 mean(working, "reconstruction.mse_per_image")],
-                ["kNN digit accuracy of the codes", mean(post, "latent.knn_accuracy"),
-                 mean(working, "latent.knn_accuracy")]]),
+                row("saturated codes (a coordinate within 0.01 of 0 or 1)", "latent.saturated_fraction"),
+                row("test squared error per image", "reconstruction.mse_per_image"),
+                row("kNN digit accuracy of the codes", "latent.knn_accuracy")]),
             Table(["", model_label(post), model_label(working)], [
                 [FIGURE_CAPTIONS[k][0], *(Image(f"figures/{m}/{k}.png", f"{model_label(m)} {k}")
                                           if k in inp.figures.get(m, []) else None for m in (post, working))]
@@ -113,10 +153,6 @@ def _mean_ci(inp: Inputs, model: str, key: str) -> stats.Interval | None:
     values = [flatten(v).get(key) for v in inp.evals.get(model, {}).values()]
     values = [v for v in values if v is not None and math.isfinite(v)]
     return stats.mean_ci(values) if values else None
-
-
-def _cell(iv: stats.Interval | None, digits: int = 4) -> str:
-    return stats.format_interval(iv, digits) if iv is not None else MISSING
 
 
 DECODER_COLUMNS = [  # (heading, metric key of metrics/eval/<model>.json)
@@ -136,7 +172,8 @@ def decoder_blocks(inp: Inputs) -> list[Block]:
                   or _mean_ci(inp, m, "samples.fid")]
     if not generative:
         return []
-    rows = [[model_label(m), *(_cell(_mean_ci(inp, m, key)) for _, key in DECODER_COLUMNS)] for m in generative]
+    columns = [interval_cells([_mean_ci(inp, m, key) for m in generative]) for _, key in DECODER_COLUMNS]
+    rows = [[model_label(m), *(column[i] for column in columns)] for i, m in enumerate(generative)]
     blocks: list[Block] = [
         Heading("Which decoder?"),
         Para("The post's open ends: fixed-variance decoders \"lose their probabilistic interpretation\", and a "
@@ -244,15 +281,13 @@ def tuning_blocks(inp: Inputs) -> list[Block]:
     """"The VAE needed less tuning": the spread across seeds at the default setting (here), and the lr x batch
     sweep (reports/tuning.md, written from DVC's queue by stages/tuning.py)."""
     key = "reconstruction.mse_per_image"
-    rows = []
-    for m in inp.models:
-        values = [flatten(v)[key] for v in inp.evals.get(m, {}).values() if key in flatten(v)]
-        if values:
-            spread = claims.seed_spread(values)
-            rows.append([model_label(m), stats.format_interval(stats.mean_ci(values)),
-                         fmt(spread, 4) if math.isfinite(spread) else MISSING])
-    if not rows:
+    per_model = {m: [flatten(v)[key] for v in inp.evals.get(m, {}).values() if key in flatten(v)] for m in inp.models}
+    per_model = {m: values for m, values in per_model.items() if values}
+    if not per_model:
         return []
+    errors = interval_cells([stats.mean_ci(values) for values in per_model.values()])
+    spreads = number_cells([claims.seed_spread(values) for values in per_model.values()])
+    rows = [[model_label(m), e, cv] for m, e, cv in zip(per_model, errors, spreads)]
     return [Heading("Did the VAE need less tuning?"),
             Para("Two pieces of evidence. Here: how much one setting's result moves from seed to seed (coefficient of "
                  "variation of the test squared error per image, sample standard deviation over the mean; lower is "
@@ -262,22 +297,34 @@ def tuning_blocks(inp: Inputs) -> list[Block]:
             Table(["model", "test squared error / image", "spread across seeds (CV)"], rows)]
 
 
+def figure_blocks(inp: Inputs) -> list[Block]:
+    """"The models side by side": one gallery per figure kind, every model that draws it (first seed)."""
+    blocks: list[Block] = [
+        Heading("The models side by side"),
+        Para("One gallery per figure, every model that draws it (first seed); in report.html a click on a figure "
+             "opens it full size.")]
+    for kind, (title, caption) in FIGURE_CAPTIONS.items():
+        items = [(model_label(m), Image(f"figures/{m}/{kind}.png", f"{model_label(m)} {title}"))
+                 for m in inp.models if kind in inp.figures[m]]
+        if kind in KINDS and items:
+            blocks += [Heading(title, 3), Para(caption), Gallery(items)]
+    return blocks
+
+
 def report_blocks(inp: Inputs) -> list[Block]:
-    labels = [model_label(m) for m in inp.models]
     n = len(inp.seeds)
-    figure_rows = [[f"**{title}**<br>{caption}",
-                    *(Image(f"figures/{m}/{kind}.png", f"{model_label(m)} {title}") if kind in inp.figures[m] else None
-                      for m in inp.models)]
-                   for kind, (title, caption) in FIGURE_CAPTIONS.items() if kind in KINDS]
     blocks: list[Block] = [
         Para("Written by the `report` stage of `dvc repro`; every picture and number below is an output of the "
              f"pipeline. Each model was trained with {n} seed{'s' if n > 1 else ''} ({', '.join(map(str, inp.seeds))}); "
              "pictures show the first seed, numbers are the mean ± the half-width of a 95% Student-t interval over "
-             "seeds (per-seed values: `metrics/train/<model>.json`, `metrics/eval/<model>.json`). "
-             "Likelihoods are in nats per image."),
-        Heading("The data"), Image("study/data.png", "MNIST training images"),
+             "seeds (per-seed values: `metrics/train/<model>.json`, `metrics/eval/<model>.json`), every number of "
+             f"one metric to the same decimal places. Likelihoods are in nats per image. {MISSING} marks a number or "
+             "figure that does not apply to a model (an AE has no KL term and no prior to sample) or that its "
+             "evaluation does not measure."),
+        Contents(),
         *claims_blocks(inp.verdicts),
-        Heading("The models side by side"), Table(["", *labels], figure_rows),
+        Heading("The data"), Image("study/data.png", "MNIST training images"),
+        *figure_blocks(inp),
         *post_ae_blocks(inp),
         *decoder_blocks(inp),
         *inference_blocks(inp),

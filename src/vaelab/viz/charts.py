@@ -56,10 +56,12 @@ def latent_by_digit(codes, labels, limits: tuple[float, float], title: str, proj
 
 
 @styled
-def loss_curves(histories: dict[str, tuple[Sequence[float], Sequence[float]]], ylabel: str = "test loss") -> Figure:
+def loss_curves(histories: dict[str, tuple[Sequence[float], Sequence[float]]], title: str,
+                ylabel: str = "test loss") -> Figure:
     """Per-epoch curves of several models overlaid: ``{label: (epochs, values)}``; a log scale when every value
-    is positive (a density on [0, 1] can have a negative NLL: then a symmetric-log scale)."""
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    is positive (a density on [0, 1] can have a negative NLL: then a symmetric-log scale). The legend sits
+    right of the axes: inside, ten models' labels cover the curves."""
+    fig = Figure(figsize=(8.4, 4.2), layout="constrained")
     ax = fig.add_subplot()
     for label, (epochs, values) in histories.items():
         ax.plot(epochs, values, marker="o", markersize=3, label=label)
@@ -80,8 +82,8 @@ def loss_curves(histories: dict[str, tuple[Sequence[float], Sequence[float]]], y
     else:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    ax.set_title("Test loss per epoch (each model's own loss)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    ax.set_title(title)
     return fig
 
 
