@@ -215,7 +215,8 @@ class TwoMoons(UniformBoxTask):
     def log_likelihood(self, theta: Tensor, x: Tensor) -> Tensor:
         """The exact density of x given θ: p = x - shift(θ) has, in polar coordinates (ρ, a) around (0.25, 0),
         density N(r; 0.1, 0.01²) · 1/π · 1/ρ, where r = ρ on the right half plane and r = -ρ on the left
-        (a point there needs a negative radius, 20 standard deviations away: density ~e^-200, not zero).
+        (a point there needs a negative radius, 20 standard deviations away: density ~e^-200, not zero). At
+        ρ = 0 itself (x - shift(θ) = (0.25, 0), a null set) the 1/ρ makes it +inf, as the true density is.
 
         sbibm's ``_likelihood`` keeps only the radial term log N(ρ; 0.1, 0.01²) and sets the left half plane to
         -inf: it drops the Jacobian 1/(πρ), so it is neither normalised over x nor the exact likelihood in θ

@@ -72,7 +72,8 @@ def download_wheel(dest_dir: str | Path) -> Path:
     The wheel lands under its own name only once verified (a failed or tampered download leaves nothing).
     """
     dest = Path(dest_dir) / WHEEL_NAME
-    with tempfile.TemporaryDirectory(prefix=".sbibm-wheel-", dir=dest.parent if dest.parent.exists() else None) as tmp:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".sbibm-wheel-", dir=dest.parent) as tmp:
         cmd = [sys.executable, "-m", "pip", "download", WHEEL_REQUIREMENT, "--no-deps", "--only-binary", ":all:",
                "--dest", tmp, "--quiet", "--disable-pip-version-check"]
         try:
