@@ -269,6 +269,14 @@ def test_two_moons_reference_posterior_is_bimodal(sbibm_root):
     assert 0.4 < (z0 > 0).float().mean().item() < 0.6
 
 
+def test_the_c2st_check_fails_a_sampler_that_misses_a_mode(sbibm_root):
+    """The threshold has teeth: two_moons draws from one crescent only score ~0.75 against sbibm's samples."""
+    task = TASKS["two_moons"]
+    ours = task.reference_posterior(observation("two_moons", 1, sbibm_root), 2 * C2ST_N, gen(3))
+    one_mode = ours[task._rotate(ours, -math.pi / 4)[:, 0] > 0][:C2ST_N // 2]
+    assert c2st(one_mode, reference_samples("two_moons", 1, sbibm_root)[:C2ST_N // 2], seed=1) > 0.65
+
+
 def test_slcp_has_no_exact_reference_posterior():
     with pytest.raises(NoReferencePosteriorError, match=r"sbibm_files\.reference_samples"):
         TASKS["slcp"].reference_posterior(torch.zeros(8), 10, gen(0))
