@@ -289,9 +289,8 @@ class BlackBoxVI(nn.Module):
             raise ConfigError(f"BlackBoxVI: task {task.name!r} needs an AmortizedPosterior built with "
                               f"bounds={'task.prior_bounds' if task.prior_bounds is not None else 'None'}, so "
                               f"q's support is the prior's")
-        # Fail now, not mid-training: one likelihood evaluation at a prior draw.
-        theta = task.sample_prior(1, torch.Generator().manual_seed(0))
-        task.log_likelihood(theta, task.simulate(theta, torch.Generator().manual_seed(0)))
+        # Fail now, not mid-training: one likelihood evaluation (θ = 0 lies in every task's prior support).
+        task.log_likelihood(torch.zeros(1, task.dim_theta), torch.zeros(1, task.dim_x))
         self.task, self.posterior, self.samples = task, posterior, samples
 
     def loss(self, x: Tensor, noise: streams.Source = None) -> dict[str, Tensor]:
@@ -312,6 +311,15 @@ class BlackBoxVI(nn.Module):
 
 
 # --- training -------------------------------------------------------------------------------------------------
+
+def simulations(task: SBITask, n: int, seed: int) -> tuple[Tensor, Tensor]:
+    """``n`` simulated pairs (θ ~ prior, x ~ p(x | θ)) of ``task``, float32, from one seeded generator."""
+    if n < 2:
+        raise ConfigError(f"simulations: n = {n!r}, expected >= 2 (the standardisations need a spread)")
+    generator = torch.Generator().manual_seed(seed)
+    theta = task.sample_prior(n, generator)
+    return theta, task.simulate(theta, generator)
+
 
 def fit_cvae(net: PosteriorCVAE, theta: Tensor, x: Tensor, cfg: TrainConfig, seed: int) -> list[Epoch]:
     """Train the CVAE on simulated pairs through the one loop (Adam, constant ``cfg.lr``); its history."""
