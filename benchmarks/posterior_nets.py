@@ -7,7 +7,7 @@ one loop with one torch thread, 2,000 posterior draws are taken for sbibm's obse
 Prints one JSON line per run (task, simulations, variant, C2ST, training seconds, the posterior mean's largest
 error where the exact mean is known).
 
-    PYTHONPATH=src python benchmarks/posterior_nets.py [variant ...]   # sbibm files under $SBIBM_ROOT
+    PYTHONPATH=src [TASKS=two_moons] python benchmarks/posterior_nets.py [variant ...]   # sbibm files: $SBIBM_ROOT
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from vaelab.sbi_tasks import SBITask, get_task
 from vaelab import sbibm_files
 
 ROOT = os.environ.get("SBIBM_ROOT", str(sbibm_files.DEFAULT_ROOT))
-TASKS = ("gaussian_linear", "two_moons")
+TASKS = tuple(os.environ.get("TASKS", "gaussian_linear,two_moons").split(","))
 SIZES = (1_000, 10_000)
 DRAWS = 2_000
 SEED = 0

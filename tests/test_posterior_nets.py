@@ -25,6 +25,15 @@ class SimulatorOnlyTwoMoons(TwoMoons):
     log_likelihood = SBITask.log_likelihood
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Networks this small gain nothing from a second thread on a shared machine (they wait on each other)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _losses(history) -> list[float]:
     return [e.train["loss"] for e in history]
 
