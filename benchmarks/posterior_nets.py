@@ -7,7 +7,7 @@ one loop with one torch thread, 2,000 posterior draws are taken for sbibm's obse
 Prints one JSON line per run (task, simulations, variant, C2ST, training seconds, the posterior mean's largest
 error where the exact mean is known).
 
-    PYTHONPATH=src [TASKS=two_moons] python benchmarks/posterior_nets.py [variant ...]   # sbibm files: $SBIBM_ROOT
+    PYTHONPATH=src [TASKS=two_moons] [SIZES=10000] python benchmarks/posterior_nets.py [variant ...]   # sbibm files: $SBIBM_ROOT
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from typing import Callable
 
 import torch
@@ -23,19 +24,17 @@ from sbi.utils.metrics import c2st
 
 from vaelab.config import TrainConfig
 from vaelab.errors import DataError
-from vaelab.posterior_nets import (AmortizedPosterior, BlackBoxVI, PosteriorCVAE, fit_bbvi, fit_cvae,
-                                   simulations)
+from vaelab.posterior_nets import (DEFAULT_COMPONENTS, DEFAULT_HIDDEN, DEFAULT_LATENT, AmortizedPosterior,
+                                   BlackBoxVI, PosteriorCVAE, fit_bbvi, fit_cvae, simulations)
 from vaelab.sbi_tasks import SBITask, get_task
 from vaelab import sbibm_files
 
 ROOT = os.environ.get("SBIBM_ROOT", str(sbibm_files.DEFAULT_ROOT))
 TASKS = tuple(os.environ.get("TASKS", "gaussian_linear,two_moons").split(","))
-SIZES = (1_000, 10_000)
+SIZES = tuple(int(n) for n in os.environ.get("SIZES", "1000,10000").split(","))
 DRAWS = 2_000
 SEED = 0
-HIDDEN = [64, 64]
-LATENT = 4
-COMPONENTS = 8
+HIDDEN, LATENT, COMPONENTS = list(DEFAULT_HIDDEN), DEFAULT_LATENT, DEFAULT_COMPONENTS
 LR = 1e-3
 # Epochs so that one training takes <= ~20 s on one loaded core (fewer at 10^3: 150 epochs overfit the CVAE,
 # C2ST 0.77 on gaussian_linear, a training loss of -2.7 nats against the exact posterior's entropy, -0.8); batch 100 at 10^3, 200 at 10^4.
@@ -58,15 +57,15 @@ def cvae(box: bool = False, iw: int = 1) -> Callable:
     return run
 
 
-def bbvi(samples: int = 1) -> Callable:
+def bbvi(samples: int = 1, components: int = COMPONENTS, lr: float = LR) -> Callable:
     def run(task: SBITask, theta: torch.Tensor, x: torch.Tensor, cfg: TrainConfig):
-        q = AmortizedPosterior.from_data(theta, x, HIDDEN, COMPONENTS, task.prior_bounds)
-        return q, fit_bbvi(BlackBoxVI(task, q, samples), x, cfg, SEED)
+        q = AmortizedPosterior.from_data(theta, x, HIDDEN, components, task.prior_bounds)
+        return q, fit_bbvi(BlackBoxVI(task, q, samples), x, replace(cfg, lr=lr), SEED)
     return run
 
 
 VARIANTS = {"cvae": cvae(), "cvae_box": cvae(box=True), "cvae_iw5": cvae(iw=5), "cvae_box_iw5": cvae(box=True, iw=5),
-            "bbvi": bbvi()}
+            "bbvi": bbvi(), "bbvi_k20_lr3e-3": bbvi(components=20, lr=3e-3)}
 
 
 def main(names: list[str]) -> None:

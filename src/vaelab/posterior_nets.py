@@ -28,6 +28,7 @@ and samples repeat for the same seed. One seed per network (no stacked seeds).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +44,10 @@ from vaelab.sbi_tasks import Bounds, SBITask
 
 # θ on the prior box's edge (prior draws can hit it in float32) would map to ±inf; clamp its unit coordinate.
 BOX_EPS = 1e-6
+# The defaults measured by benchmarks/posterior_nets.py (C2ST on gaussian_linear and two_moons, <= ~20 s a run).
+DEFAULT_HIDDEN: tuple[int, ...] = (64, 64)
+DEFAULT_LATENT = 4
+DEFAULT_COMPONENTS = 8
 # Standard deviations below this (a constant coordinate) would divide by ~0 when standardising.
 MIN_STD = 1e-6
 
@@ -144,7 +149,7 @@ class PosteriorCVAE(nn.Module):
     Build it with :meth:`from_data`, which sets the standardisations from the training pairs.
     """
 
-    def __init__(self, dim_theta: int, dim_x: int, hidden: list[int], latent_dim: int,
+    def __init__(self, dim_theta: int, dim_x: int, hidden: Sequence[int], latent_dim: int,
                  bounds: Bounds | None = None, box: bool = False, iw_samples: int = 1):
         super().__init__()
         if box and bounds is None:
@@ -159,8 +164,9 @@ class PosteriorCVAE(nn.Module):
         self.decoder_net = mlp([latent_dim + dim_x, *hidden, 2 * dim_theta])
 
     @classmethod
-    def from_data(cls, theta: Tensor, x: Tensor, hidden: list[int], latent_dim: int, bounds: Bounds | None = None,
-                  box: bool = False, iw_samples: int = 1) -> "PosteriorCVAE":
+    def from_data(cls, theta: Tensor, x: Tensor, hidden: Sequence[int] = DEFAULT_HIDDEN,
+                  latent_dim: int = DEFAULT_LATENT, bounds: Bounds | None = None, box: bool = False,
+                  iw_samples: int = 1) -> "PosteriorCVAE":
         _check_pairs(theta, x)
         net = cls(theta.shape[1], x.shape[1], hidden, latent_dim, bounds, box, iw_samples)
         net.theta_space.fit_scale(theta)
@@ -210,7 +216,7 @@ class AmortizedPosterior(nn.Module):
     from an MLP of the standardised x; for a box prior v is the box's logit (standardised), so q lives inside
     the box and its log-density (:meth:`log_prob`) includes the transform's log-det."""
 
-    def __init__(self, dim_theta: int, dim_x: int, hidden: list[int], components: int,
+    def __init__(self, dim_theta: int, dim_x: int, hidden: Sequence[int], components: int,
                  bounds: Bounds | None = None):
         super().__init__()
         if components < 1:
@@ -221,8 +227,8 @@ class AmortizedPosterior(nn.Module):
         self.net = mlp([dim_x, *hidden, components * (1 + 2 * dim_theta)])
 
     @classmethod
-    def from_data(cls, theta: Tensor, x: Tensor, hidden: list[int], components: int,
-                  bounds: Bounds | None = None) -> "AmortizedPosterior":
+    def from_data(cls, theta: Tensor, x: Tensor, hidden: Sequence[int] = DEFAULT_HIDDEN,
+                  components: int = DEFAULT_COMPONENTS, bounds: Bounds | None = None) -> "AmortizedPosterior":
         """Standardisations from simulated pairs: θ here are prior draws (their scale only), never posterior ones."""
         _check_pairs(theta, x)
         net = cls(theta.shape[1], x.shape[1], hidden, components, bounds)
