@@ -10,7 +10,8 @@ error where the exact mean is known).
     PYTHONPATH=src [TASKS=two_moons] [SIZES=10000] python benchmarks/posterior_nets.py [variant ...]   # sbibm files: $SBIBM_ROOT
 
 Measured 2026-12-03 (2 cores shared with other jobs, load 5-8: the training seconds are inflated and noisy, the
-same two_moons 10^3 CVAE run took 9.8 s and 4.4 s; C2ST is deterministic, both runs gave 0.732). hidden 64-64,
+same two_moons 10^3 CVAE run took 9.8, 4.4 and 6.2 s; a full rerun reproduced every C2ST to the digit, with
+training times of 6-18 s at 10^3 and 20-40 s at 10^4, over the ~20 s aimed at). hidden 64-64,
 latent 4, 8 components, Adam 1e-3; 10^3: 50 epochs of batch 100; 10^4: 30 epochs of batch 200. C2ST (s):
 
     task             sims   cvae         cvae_iw5     cvae_box     cvae_box_iw5  bbvi         bbvi K=20 lr 3e-3
