@@ -20,10 +20,11 @@ latent 4, 8 components, Adam 1e-3; 10^3: 50 epochs of batch 100; 10^4: 30 epochs
     two_moons        10^3   0.732 (10)   0.718 (8)    0.937 (12)   0.799 (18)    0.982 (11)   0.942 (20)
     two_moons        10^4   0.740 (30)   0.651 (10)   0.638 (36)   0.566 (23)    0.955 (28)   0.919 (39)
 
-(150 epochs at 10^3 overfit: gaussian_linear CVAE 0.767.) BBVI on two_moons is limited by its family, not by
-amortisation: fitted to x_o alone (non-amortised, 400 steps, lr 3e-3) it reaches 0.888 with 8 components (all
-mass on one of the two crescents) and 0.782 with 20 (25% on the second): reverse KL with a mixture of
-diagonal Gaussians in the box's logit space covers the thin bimodal crescents badly.
+(150 epochs at 10^3 overfit: gaussian_linear CVAE 0.767.) BBVI on two_moons is limited mostly by its family, and
+less by amortisation: fitted to x_o alone (not amortised, 400 steps, lr 3e-3; a one-off check, not in this
+script) it reaches 0.888 with 8 components (all mass on one of the two crescents) and 0.782 with 20 (25% on the
+second): reverse KL with a mixture of diagonal Gaussians in the box's logit space covers the two thin crescents
+badly.
 """
 
 from __future__ import annotations
