@@ -16,8 +16,8 @@ import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, MultivariateNormal, Normal
 
 from vaelab.c2st import c2st
-from vaelab.errors import ConfigError, DataError, DownloadError
-from vaelab.sbi_tasks import TASKS, NoReferencePosteriorError, get_task
+from vaelab.errors import ConfigError, DataError, DownloadError, NoReferencePosteriorError
+from vaelab.sbi_tasks import TASKS, get_task
 from vaelab.sbibm_files import (FILES, OBSERVATIONS, fetch_sbibm_files, download_wheel, observation,
                                 reference_samples, relative_path, true_parameters)
 from vaelab.sbibm_manifest import SHA256

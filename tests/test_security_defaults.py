@@ -41,8 +41,9 @@ def test_no_unsafe_deserialisers() -> None:
 
 
 def test_servers_bind_localhost() -> None:
-    # Command lines only (a line that starts the server, or `make x  # = mlflow ui ...`), not prose about it.
-    commands = calls(r"^\s*(\S.*[#=]\s*)?mlflow (ui|server)\b(?!`)", DOCS + CODE)
+    # Command lines only (a line that starts the server, or `make x  # = mlflow ui ...`, with or without environment
+    # assignments before it), not prose about it.
+    commands = calls(r"^\s*(\S.*[#=]\s*)?([A-Z_]+=\S+\s+)*mlflow (ui|server)\b(?!`)", DOCS + CODE)
     assert commands, "expected the documented `mlflow ui` command"
     for line in commands:
         assert "--host 127.0.0.1" in line, line

@@ -30,6 +30,11 @@ class ReportError(RuntimeError):
     """An input of the report (metrics, history, figure) is missing or malformed."""
 
 
+class NoReferencePosteriorError(ConfigError):
+    """An exact reference posterior was asked of an SBI task that has none here (slcp): use sbibm's published
+    samples (``vaelab.sbibm_files.reference_samples``) instead."""
+
+
 # What a stage reports as one line and exit 1 instead of a traceback.
 EXPECTED: tuple[type[Exception], ...] = (ConfigError, DataError, DownloadError, TrackingError, CheckpointError,
-                                         NonFiniteLossError, ReportError)
+                                         NonFiniteLossError, ReportError, NoReferencePosteriorError)

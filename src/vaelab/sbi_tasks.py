@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, Independent, MultivariateNormal, Normal, Uniform
 
-from vaelab.errors import ConfigError
+from vaelab.errors import ConfigError, NoReferencePosteriorError
 
 LOG_2PI = math.log(2 * math.pi)
 # Batches of the rejection samplers: large enough that a few rounds suffice at sbibm's acceptance rates.
@@ -40,10 +40,6 @@ class Bounds(NamedTuple):
 
     low: Tensor
     high: Tensor
-
-
-class NoReferencePosteriorError(NotImplementedError):
-    """A task whose posterior has no exact sampler here (slcp): use sbibm's published samples instead."""
 
 
 @dataclass(frozen=True)
