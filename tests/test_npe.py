@@ -20,7 +20,8 @@ def simulations():
     return task, theta, task.simulate(theta, g)
 
 
-def test_npe_is_seeded_and_samples_inside_the_prior(simulations) -> None:
+def test_npe_is_seeded_and_samples_inside_the_prior(simulations, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # sbi's default tracker would write ./sbi-logs
     task, theta, x = simulations
     a, b = (train_npe(task, theta, x, seed=3, max_num_epochs=3) for _ in range(2))
     assert a.epochs == len(a.validation_loss) in (3, 4)  # sbi counts the epoch that stops training
@@ -29,6 +30,7 @@ def test_npe_is_seeded_and_samples_inside_the_prior(simulations) -> None:
     assert samples.shape == (200, 2) and bool(task.inside_prior(samples).all())
     assert torch.equal(samples, sample_npe(b, x_o, 200, seed=4))
     assert not torch.equal(samples, sample_npe(a, x_o, 200, seed=5))
+    assert list(tmp_path.iterdir()) == []  # no TensorBoard logs left behind
 
 
 def test_simulations_of_the_wrong_shape_are_a_clear_error(simulations) -> None:

@@ -27,6 +27,28 @@ HIDDEN_FEATURES = 50
 TRAINING_BATCH_SIZE = 10_000
 
 
+class _Untracked:
+    """sbi's tracker protocol, recording nothing: sbi's default writes TensorBoard logs to ``./sbi-logs`` (into the
+    working tree). The training curve comes back in :class:`NPEResult`; the stage logs it to MLflow."""
+
+    log_dir = None
+
+    def log_metric(self, name: str, value: float, step: int | None = None) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        pass
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        pass
+
+    def add_figure(self, name: str, figure: Any, step: int | None = None) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
 @dataclass
 class NPEResult:
     """A trained NPE posterior and what its training took."""
@@ -47,7 +69,7 @@ def train_npe(task: SBITask, theta: Tensor, x: Tensor, seed: int, max_num_epochs
                           f"got {tuple(theta.shape)} and {tuple(x.shape)}")
     torch.manual_seed(seed)
     builder = posterior_nn(model=NEURAL_NET, hidden_features=HIDDEN_FEATURES)
-    inference = NPE(prior=task.prior, density_estimator=builder, show_progress_bars=False)
+    inference = NPE(prior=task.prior, density_estimator=builder, show_progress_bars=False, tracker=_Untracked())
     start = time.perf_counter()
     estimator = inference.append_simulations(theta.float(), x.float()).train(
         training_batch_size=min(TRAINING_BATCH_SIZE, theta.shape[0]), max_num_epochs=max_num_epochs)
