@@ -5,6 +5,7 @@ from the outputs of the other stages, for every model of params.yaml `models`.""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 from pathlib import Path
@@ -82,6 +83,30 @@ def read_inputs(params: Params, root: Path) -> Inputs:
                   "study/sigma.png" if sigma_histories(params, root) else None, fixed, quadrants)
 
 
+PLOTTED = ("test_loss", "test_mse")  # the history columns `dvc plots` draws (every model's history has them)
+
+
+def all_histories_csv(params: Params, root: Path) -> str:
+    """Every model's and seed's history in one long CSV: ``run`` (``<model>/seed<k>``), ``model``, ``seed``,
+    ``epoch`` and the :data:`PLOTTED` columns, values as the histories wrote them. DVC takes no glob in a plot's
+    ``y:``, so one file, drawn one line per run (``.dvc/plots/runs.json``), is what lets a new model or seed
+    appear in `dvc plots` with no edit of dvc.yaml."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["run", "model", "seed", "epoch", *PLOTTED])
+    for m in params.models:
+        for s in params.seeds:
+            path = Layout(root).history(m, s)
+            try:
+                rows = list(csv.DictReader(path.open()))
+            except FileNotFoundError:
+                raise ReportError(f"{path}: missing; run `dvc repro` to produce it") from None
+            if not rows or not {"epoch", *PLOTTED} <= set(rows[0]):
+                raise ReportError(f"{path}: expected a header with epoch, {', '.join(PLOTTED)} and at least one row")
+            writer.writerows([f"{m}/seed{s}", m, s, r["epoch"], *(r[c] for c in PLOTTED)] for r in rows)
+    return out.getvalue()
+
+
 def sigma_histories(params: Params, root: Path) -> dict[str, tuple[list[int], list[float]]]:
     """σ per epoch (first seed) of every model whose history records one (calibrated Gaussian decoders)."""
     out = {}
@@ -111,6 +136,7 @@ def write_report(params: Params, root: Path = Path(".")) -> Path:
         write_atomic(reports / "report.md", render_markdown(TITLE, blocks))
         image = lambda rel: ((reports / rel) if (reports / rel).exists() else (root / "reports" / rel)).read_bytes()
         write_atomic(reports / "report.html", render_html(TITLE, blocks, image))
+        write_atomic(Layout(staged).all_histories, all_histories_csv(params, root))
         write_atomic(Layout(staged).claims,
                      json.dumps(claims.claims_table(inputs.verdicts), indent=2) + "\n")
         tags = {k: v for k, v in tracking.run_tags("report", "report").items() if k != "model"}

@@ -1,5 +1,6 @@
-"""What `dvc plots show` shows: one chart per per-epoch metric over every model's and seed's history (epoch on x),
-and no per-file charts besides. Runs the real `dvc plots show --json` on this checkout's committed histories."""
+"""What `dvc plots show` shows: one chart per per-epoch metric over every model's and seed's history (epoch on x,
+one line per run from plots/histories.csv), and no per-file charts besides. Runs the real `dvc plots show --json`
+on this checkout's committed outputs."""
 
 from __future__ import annotations
 
@@ -23,10 +24,10 @@ def shown() -> dict:
     return json.loads(done.stdout)["data"]
 
 
-def _histories() -> set[str]:
-    """Every model's and seed's history file that params.yaml asks for, as DVC names them (relative to plots/history)."""
+def _runs() -> set[str]:
+    """Every model's and seed's run that params.yaml asks for, as plots/histories.csv names them."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    return {f"{m}/seed{s}.csv" for m in params["models"] for s in params["seeds"]}
+    return {f"{m}/seed{s}" for m in params["models"] for s in params["seeds"]}
 
 
 def test_dvc_plots_show_has_only_the_all_model_curves(shown: dict) -> None:
@@ -34,19 +35,28 @@ def test_dvc_plots_show_has_only_the_all_model_curves(shown: dict) -> None:
 
 
 @pytest.mark.parametrize("plot_id, column", sorted(ALL_MODEL_PLOTS.items()))
-def test_each_all_model_plot_has_epoch_on_x_and_every_history(shown: dict, plot_id: str, column: str) -> None:
+def test_each_all_model_plot_has_epoch_on_x_and_every_run(shown: dict, plot_id: str, column: str) -> None:
     (chart,) = shown[plot_id]
     spec = chart["content"]
     assert spec["encoding"]["x"]["field"] == "epoch"
+    # One line per run, coloured by model; `dvc plots diff` tells revisions apart by dash (.dvc/plots/runs.json).
+    assert spec["encoding"]["color"]["field"] == "model" and spec["encoding"]["strokeDash"]["field"] == "rev"
+    assert {"run", "rev"} <= {d["field"] for d in spec["encoding"]["detail"]}
     values = spec["data"]["values"]
-    missing = _histories() - {v["filename"] for v in values}
-    assert not missing, f"dvc.yaml plots {plot_id!r}: add these history files to its y: {sorted(missing)}"
+    assert {v["run"] for v in values} == _runs()
     assert all(column in v for v in values)
-    on_disk = {p.relative_to(REPO / "plots" / "history").as_posix() for p in (REPO / "plots" / "history").rglob("*.csv")}
-    assert on_disk == _histories()   # the committed histories are exactly params.yaml's models and seeds
+    epochs = yaml.safe_load((REPO / "params.yaml").read_text())["train"]["epochs"]
+    assert len(values) == len(_runs()) * epochs   # every epoch of every run, once
 
 
-def test_every_history_has_the_plotted_columns() -> None:
+def test_the_plotted_file_holds_every_history_as_written() -> None:
+    rows = (REPO / "plots" / "histories.csv").read_text().splitlines()
+    assert rows[0] == "run,model,seed,epoch," + ",".join(ALL_MODEL_PLOTS.values())
     for path in (REPO / "plots" / "history").rglob("*.csv"):
-        header = path.read_text().splitlines()[0].split(",")
+        lines = path.read_text().splitlines()
+        header = lines[0].split(",")
         assert {"epoch", *ALL_MODEL_PLOTS.values()} <= set(header), path
+        model, seed = path.parent.name, path.stem.removeprefix("seed")
+        cols = [header.index(c) for c in ("epoch", *ALL_MODEL_PLOTS.values())]
+        expected = [",".join([f"{model}/seed{seed}", model, seed, *(line.split(",")[i] for i in cols)]) for line in lines[1:]]
+        assert [r for r in rows if r.startswith(f"{model}/seed{seed},")] == expected, path

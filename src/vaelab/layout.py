@@ -87,6 +87,11 @@ class Layout:
         """Seed ``seed``'s per-epoch training history (CSV)."""
         return self.history_dir(name) / f"seed{seed}.csv"
 
+    @property
+    def all_histories(self) -> Path:
+        """Every model's and seed's history in one long CSV (a ``run`` column): what `dvc plots` draws."""
+        return self.root / "plots" / "histories.csv"
+
     def figures(self, name: str) -> Path:
         """A model's figures, or ``inference`` / ``quadrants`` for those stages' figures."""
         return self.root / "reports" / "figures" / name
@@ -121,6 +126,6 @@ def stage_outs(stage: str, key: str = "${key}") -> list[str]:
         "evaluate": [at.eval_metrics(key)],
         "inference": [at.inference_metrics, at.figures("inference")],
         "quadrants": [at.quadrants_metrics, at.figures("quadrants")],
-        "report": [at.report_md, at.report_html, at.claims, at.report_figures],
+        "report": [at.report_md, at.report_html, at.claims, at.report_figures, at.all_histories],
     }
     return [at.rel(p) for p in per_stage[stage]]
