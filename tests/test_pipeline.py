@@ -108,6 +108,7 @@ def test_a_new_models_entry_flows_through_without_editing_dvc_yaml(tiny_pipeline
     assert (tiny_pipeline / "dvc.yaml").read_bytes() == (REPO / "dvc.yaml").read_bytes()
     assert (tiny_pipeline / "reports" / "figures" / "vae_new" / "prior_samples.png").is_file()
     assert "reconstruction" in json.loads((tiny_pipeline / "metrics" / "eval" / "vae_new.json").read_text())["mean"]
+    assert "\nvae_new/seed" in (tiny_pipeline / "plots" / "histories.csv").read_text()  # a line in `dvc plots` too
     assert "VAE-NEW" in (tiny_pipeline / "reports" / "report.md").read_text()
 
 
