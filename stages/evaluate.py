@@ -24,8 +24,9 @@ from vaelab.stage import parallel_map, publish, run_stage, staging
 log = logging.getLogger("vaelab.evaluate")
 
 
-def evaluate_seed(params: Params, name: str, seed: int, root: Path, experiment_id: str) -> dict:
-    """Score one seed's checkpoint and log the numbers to exactly the run that trained it."""
+def evaluate_seed(params: Params, name: str, seed: int, root: Path, experiment_id: str) -> tuple[dict, str]:
+    """Score one seed's checkpoint and log the numbers to exactly the run that trained it; return the numbers and
+    that run's id."""
     device = resolve_device(params.device)
     at = Layout(root)
     judge = judges.load(at.judge_dir, device)
@@ -42,7 +43,7 @@ def evaluate_seed(params: Params, name: str, seed: int, root: Path, experiment_i
     # Also the metrics of the run's MLflow Model on its test set: the logged model's page lists them.
     tracking.log_metrics(run_id, tracking.eval_metrics(flatten(metrics)), model_id=tracking.run_tag(run_id, tracking.MODEL_ID_TAG),
                          dataset=tracking.logged_dataset(run_id, "testing"))
-    return metrics
+    return metrics, run_id
 
 
 def check_test_images(params: Params) -> None:
@@ -61,15 +62,13 @@ def evaluate(params: Params, name: str, root: Path = Path(".")) -> dict:
     check_test_images(params)
     device = resolve_device(params.device)
     experiment_id = tracking.setup(params.mlflow.experiment)
-    at = Layout(root)
     calls = [(params, name, s, root, experiment_id) for s in params.seeds]
     # The importance-weighted bounds dominate: K decoder passes (1.1 MFLOP each) per scored test image.
     gflop = params.evaluate.iwae_samples * 10_000 * 1.1e-3
-    results = [evaluate_seed(*c) for c in calls] if device.type == "cuda" else parallel_map(evaluate_seed, calls, gflop)
+    scored = [evaluate_seed(*c) for c in calls] if device.type == "cuda" else parallel_map(evaluate_seed, calls, gflop)
+    results = [metrics for metrics, _ in scored]
     per_seed = dict(zip(params.seeds, results))
-    first = at.checkpoint(name, params.seeds[0])
-    parent = tracking.run_tag(tracking.run_for_checkpoint(experiment_id, name, params.seeds[0], md5_of_file(first),
-                                                          f"evaluate@{name}"), "mlflow.parentRunId")
+    parent = tracking.run_tag(scored[0][1], "mlflow.parentRunId")
     if parent:  # the model's run (a checkpoint pulled from a DVC remote into a fresh store has none)
         tracking.log_metrics(parent, tracking.across_seeds(stats.across_seeds([tracking.eval_metrics(flatten(m)) for m in results])))
     result = {**{f"seed{s}": m for s, m in per_seed.items()}, "mean": mean_over_seeds(list(per_seed.values()))}

@@ -49,14 +49,20 @@ def per_seed(path: Path, seeds: list[int], pick=lambda v: v) -> dict[int, dict]:
     return {s: pick(data[f"seed{s}"]) for s in seeds}
 
 
-def read_history(path: Path, column: str = "test_loss") -> tuple[list[int], list[float]]:
-    """Epochs and one column of a training history CSV."""
+def history_rows(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    """The rows of a training history CSV, as written, checked to hold epoch and ``columns``."""
     try:
         rows = list(csv.DictReader(path.open()))
     except FileNotFoundError:
         raise ReportError(f"{path}: missing; run `dvc repro` to produce it") from None
-    if not rows or column not in rows[0]:
-        raise ReportError(f"{path}: expected a header with epoch and {column} and at least one row")
+    if not rows or not {"epoch", *columns} <= set(rows[0]):
+        raise ReportError(f"{path}: expected a header with epoch, {', '.join(columns)} and at least one row")
+    return rows
+
+
+def read_history(path: Path, column: str = "test_loss") -> tuple[list[int], list[float]]:
+    """Epochs and one column of a training history CSV."""
+    rows = history_rows(path, (column,))
     return [int(r["epoch"]) for r in rows], [float(r[column]) for r in rows]
 
 
@@ -96,13 +102,7 @@ def all_histories_csv(params: Params, root: Path) -> str:
     writer.writerow(["run", "model", "seed", "epoch", *PLOTTED])
     for m in params.models:
         for s in params.seeds:
-            path = Layout(root).history(m, s)
-            try:
-                rows = list(csv.DictReader(path.open()))
-            except FileNotFoundError:
-                raise ReportError(f"{path}: missing; run `dvc repro` to produce it") from None
-            if not rows or not {"epoch", *PLOTTED} <= set(rows[0]):
-                raise ReportError(f"{path}: expected a header with epoch, {', '.join(PLOTTED)} and at least one row")
+            rows = history_rows(Layout(root).history(m, s), PLOTTED)
             writer.writerows([f"{m}/seed{s}", m, s, r["epoch"], *(r[c] for c in PLOTTED)] for r in rows)
     return out.getvalue()
 
@@ -145,7 +145,7 @@ def write_report(params: Params, root: Path = Path(".")) -> Path:
                                                   "seeds": ",".join(map(str, params.seeds))})
             # The self-contained HTML (MLflow previews it) and the claims; report.md's images are files beside it
             # in the repository, which the run does not hold.
-            tracking.log_artifacts(run.info.run_id, reports / "report.html")
+            tracking.log_artifacts(run.info.run_id, Layout(staged).report_html)
             tracking.log_artifacts(run.info.run_id, Layout(staged).claims)
         publish(staged, root, replace=["reports/study"])
     log.info("report: reports/report.md and reports/report.html written")

@@ -16,7 +16,6 @@ import statistics
 from dataclasses import dataclass
 from typing import Iterable
 
-from scipy import stats as scipy_stats
 
 LEVEL = 0.95
 
@@ -48,6 +47,8 @@ def t_quantile(p: float, df: float) -> float:
         raise ValueError(f"t_quantile: p = {p!r}: expected a probability in (0, 1)")
     if not df > 0:
         raise ValueError(f"t_quantile: degrees of freedom = {df!r}: expected > 0")
+    from scipy import stats as scipy_stats  # here: importing scipy costs every stage that imports stats
+
     return float(scipy_stats.t.ppf(p, df))
 
 
