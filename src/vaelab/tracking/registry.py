@@ -61,7 +61,21 @@ def describe_registered(registered_name: str, description: str, versions: dict[s
         for version, text in versions.items():
             c.update_model_version(registered_name, version, description=text)
         for alias, version in aliases.items():
-            c.set_registered_model_alias(registered_name, alias, version)
+            _set_alias(c, registered_name, alias, version)
+
+
+def _set_alias(c: Any, registered_name: str, alias: str, version: str) -> None:
+    """Point ``alias`` at ``version``. Parallel queued experiments on one SQL server race to set the same alias
+    (the store deletes, then inserts it), and the loser gets a unique-key violation: then the alias exists, and
+    a second try moves it (the last experiment to finish owns it, as with no race)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        c.set_registered_model_alias(registered_name, alias, version)
+    except MlflowException as err:
+        if "unique" not in str(err).lower():
+            raise
+        c.set_registered_model_alias(registered_name, alias, version)
 
 
 def _version(package: str) -> str:
