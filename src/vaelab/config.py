@@ -22,6 +22,8 @@ from vaelab.errors import ConfigError
 
 
 MNIST_TRAIN_SIZE = 60_000
+# A `models:` entry's optional own seeds: a setting of the study, not of the model (never in its checkpoint).
+SEEDS_KEY = "seeds"
 MNIST_TEST_SIZE = 10_000
 # YAML 1.1 (PyYAML) reads `1e-3` as a string; DVC's YAML 1.2 reads it as a float. Accept both.
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -186,6 +188,18 @@ class Params:
             raise ConfigError(f"models.{name}: no such model; params.yaml defines {sorted(self.models)}")
         return self.models[name]
 
+    def seeds_of(self, name: str) -> list[int]:
+        """The seeds model ``name`` is trained, drawn and evaluated with: its entry's own `seeds` (the claims'
+        models get more) or else the top-level `seeds`. Figures and single-seed stages use the first."""
+        return list(self.model_entry(name).get(SEEDS_KEY, self.seeds))
+
+
+def _check_seeds(value: Any, path: str) -> None:
+    ok = (isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+          and len(set(value)) == len(value))
+    if not ok:
+        raise ConfigError(f"{path} = {value!r}: expected a non-empty list of distinct integer seeds")
+
 
 def _convert(tp: Any, value: Any, path: str) -> Any:
     """Convert a YAML value to the annotated type ``tp``, or raise ConfigError naming ``path``."""
@@ -261,6 +275,9 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     try:
         params = from_dict(Params, raw or {})
+        for name, entry in params.models.items():
+            if isinstance(entry, dict) and SEEDS_KEY in entry:
+                _check_seeds(entry[SEEDS_KEY], f"models.{name}.{SEEDS_KEY}")
         for i, c in enumerate(params.claims):
             for role in ("model", "baseline"):
                 if getattr(c, role) not in params.models:

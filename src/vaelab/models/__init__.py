@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from vaelab.checkpoints import load_module, payload, save_bytes, to_bytes
-from vaelab.config import Params, from_dict
+from vaelab.config import SEEDS_KEY, Params, from_dict
 from vaelab.models.ae import Autoencoder
 from vaelab.models.base import LatentModel
 from vaelab.models.cvae import CVAE
@@ -52,6 +52,7 @@ def spec_from_dict(data: Any, path: str) -> ModelSpec:
     if not isinstance(data, dict):
         raise ConfigError(f"{path} = {data!r}: expected a mapping with a `kind`")
     rest = dict(data)
+    rest.pop(SEEDS_KEY, None)   # the study's setting (Params.seeds_of), not the model's
     kind = rest.pop("kind", None)
     if kind not in REGISTRY:
         raise ConfigError(f"{path}.kind = {kind!r}: expected one of the registered kinds {sorted(REGISTRY)}")
