@@ -56,7 +56,6 @@ def stage_flops(params: Params) -> dict[str, float]:
     """FLOPs of every stage of the default study (see the module docstring for what is counted)."""
     n_train = params.data.train_size or MNIST_TRAIN_SIZE
     n_test = params.data.test_size or SPLIT_SIZES["test"]
-    seeds = len(params.seeds)
     from vaelab.quadrants import parse_config
 
     ev, inf, quad = params.evaluate, params.inference, parse_config(params.quadrants)
@@ -65,6 +64,7 @@ def stage_flops(params: Params) -> dict[str, float]:
     for name in params.models:
         model = models.build(models.spec_of(params, name))
         enc, dec = linear_macs(model.encoder), linear_macs(model.decoder)
+        seeds = len(params.seeds_of(name))
         out[f"train@{name}"] = seeds * params.train.epochs * (6 * (enc + dec) * n_train + 4 * (enc + dec) * n_test)
         per_seed = 2 * enc * (n_train + n_test) + 2 * dec * n_test
         if model.has_prior:

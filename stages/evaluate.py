@@ -62,12 +62,13 @@ def evaluate(params: Params, name: str, root: Path = Path(".")) -> dict:
     check_test_images(params)
     device = resolve_device(params.device)
     experiment_id = tracking.setup(params.mlflow.experiment)
-    calls = [(params, name, s, root, experiment_id) for s in params.seeds]
+    seeds = params.seeds_of(name)
+    calls = [(params, name, s, root, experiment_id) for s in seeds]
     # The importance-weighted bounds dominate: K decoder passes (1.1 MFLOP each) per scored test image.
     gflop = params.evaluate.iwae_samples * 10_000 * 1.1e-3
     scored = [evaluate_seed(*c) for c in calls] if device.type == "cuda" else parallel_map(evaluate_seed, calls, gflop)
     results = [metrics for metrics, _ in scored]
-    per_seed = dict(zip(params.seeds, results))
+    per_seed = dict(zip(seeds, results))
     parent = tracking.run_tag(scored[0][1], "mlflow.parentRunId")
     if parent:  # the model's run (a checkpoint pulled from a DVC remote into a fresh store has none)
         tracking.log_metrics(parent, tracking.across_seeds(stats.across_seeds([tracking.eval_metrics(flatten(m)) for m in results])))

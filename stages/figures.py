@@ -21,7 +21,7 @@ log = logging.getLogger("vaelab.figures")
 
 def draw(params: Params, name: str, root: Path = Path(".")) -> list[Path]:
     models.spec_of(params, name)  # a clear error for an unknown name
-    seed = params.seeds[0]
+    seed = params.seeds_of(name)[0]
     at = Layout(root)
     path = at.checkpoint(name, seed)
     model = models.load(path)

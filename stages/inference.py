@@ -55,7 +55,7 @@ def groups(model, y: torch.Tensor | None):
 
 def study_model(params: Params, name: str, root: Path) -> tuple[dict, object]:
     cfg = params.inference
-    seed = params.seeds[0]
+    seed = params.seeds_of(name)[0]
     model = models.load(Layout(root).checkpoint(name, seed))
     lik = model.likelihood
     test = load_split(root / "data", "test")

@@ -67,17 +67,22 @@ def read_history(path: Path, column: str = "test_loss") -> tuple[list[int], list
 
 
 def read_inputs(params: Params, root: Path) -> Inputs:
-    names, seeds, at = list(params.models), params.seeds, Layout(root)
+    names, at = list(params.models), Layout(root)
+    seeds = {m: params.seeds_of(m) for m in names}
     figures = {}
     for m in names:
         folder = at.figures(m)
         figures[m] = [k for k in KINDS if (folder / f"{k}.png").is_file()]
         if not figures[m]:
             raise ReportError(f"{folder}: no figures; run `dvc repro figures@{m}`")
-    train = {m: per_seed(at.train_metrics(m), seeds,
+    train = {m: per_seed(at.train_metrics(m), seeds[m],
                          lambda v: {"train": v["train"], "test": v["test"]}) for m in names}
-    evals = {m: per_seed(at.eval_metrics(m), seeds) for m in names}
-    verdicts = [claims.judge(spec, {m: [evals[m][s] for s in seeds] for m in evals}) for spec in params.claims]
+    evals = {m: per_seed(at.eval_metrics(m), seeds[m]) for m in names}
+
+    def paired(spec: claims.ClaimSpec) -> dict[str, list[dict]]:  # the two models on the seeds both have
+        common = [s for s in seeds[spec.model] if s in seeds[spec.baseline]]
+        return {m: [evals[m][s] for s in common] for m in (spec.model, spec.baseline)}
+    verdicts = [claims.judge(spec, paired(spec)) for spec in params.claims]
     judge = at.judge_metrics
     post = {params.report.post_ae: params.report.working_ae} if params.report.post_ae in params.models else {}
     inference = read_json(at.inference_metrics) if params.inference.models else {}
@@ -101,7 +106,7 @@ def all_histories_csv(params: Params, root: Path) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["run", "model", "seed", "epoch", *PLOTTED])
     for m in params.models:
-        for s in params.seeds:
+        for s in params.seeds_of(m):
             rows = history_rows(Layout(root).history(m, s), PLOTTED)
             writer.writerows([f"{m}/seed{s}", m, s, r["epoch"], *(r[c] for c in PLOTTED)] for r in rows)
     return out.getvalue()
@@ -111,7 +116,7 @@ def sigma_histories(params: Params, root: Path) -> dict[str, tuple[list[int], li
     """σ per epoch (first seed) of every model whose history records one (calibrated Gaussian decoders)."""
     out = {}
     for m in params.models:
-        path = Layout(root).history(m, params.seeds[0])
+        path = Layout(root).history(m, params.seeds_of(m)[0])
         if path.exists() and "sigma" in path.read_text().splitlines()[0].split(","):
             out[model_label(m)] = read_history(path, "sigma")
     return out
@@ -120,7 +125,7 @@ def sigma_histories(params: Params, root: Path) -> dict[str, tuple[list[int], li
 def write_report(params: Params, root: Path = Path(".")) -> Path:
     """Draw the cross-model figures, write report.md, report.html and claims.json, log them to MLflow, publish."""
     inputs = read_inputs(params, root)
-    histories = {model_label(m): read_history(Layout(root).history(m, params.seeds[0]))
+    histories = {model_label(m): read_history(Layout(root).history(m, params.seeds_of(m)[0]))
                  for m in inputs.models}
     train = load_split(root / "data", "train", params.figures.data_grid ** 2)
     blocks = report_blocks(inputs)
@@ -142,7 +147,7 @@ def write_report(params: Params, root: Path = Path(".")) -> Path:
         tags = {k: v for k, v in tracking.run_tags("report", "report").items() if k != "model"}
         with tracking.tracked_run("report", experiment_id, tags=tags) as run:
             tracking.log_params(run.info.run_id, {"models": ",".join(inputs.models),
-                                                  "seeds": ",".join(map(str, params.seeds))})
+                                                  "seeds": ",".join(map(str, params.seeds))})  # the default set
             # The self-contained HTML (MLflow previews it) and the claims; report.md's images are files beside it
             # in the repository, which the run does not hold.
             tracking.log_artifacts(run.info.run_id, Layout(staged).report_html)

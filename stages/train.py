@@ -102,7 +102,7 @@ def train_group(params: Params, name: str, seeds: list[int], root: Path, experim
             else:  # a new run
                 tracking.log_params(rid, {**flatten({**settings, "seeds": None, "seed": seed}), "device": str(device)})
                 log_data(rid, train.images, test.images, params.data.test_size is None)
-        if seeds[0] == params.seeds[0] and tracking.logged_dataset(parent_id, "training") is None:
+        if seeds[0] == params.seeds_of(name)[0] and tracking.logged_dataset(parent_id, "training") is None:
             log_data(parent_id, train.images, test.images, params.data.test_size is None)  # the model's run shows them too
         for i, rid in enumerate(run_ids):  # epochs an interrupted process finished but did not log
             done = tracking.logged_steps(rid, tracking.EPOCH_KEY)
@@ -141,9 +141,10 @@ def train_model(params: Params, name: str, root: Path = Path(".")) -> list[dict]
     # All seeds stacked in one process on CUDA, or when the work is too small to pay for worker processes;
     # else one single-thread worker per core, each with its share of the seeds stacked (vaelab.stage.parallel_map).
     images = params.train.epochs * (params.data.train_size or MNIST_TRAIN_SIZE)
-    gflop = images * TRAIN_MFLOP_PER_IMAGE / 1e3 * len(params.seeds)
+    seeds = params.seeds_of(name)
+    gflop = images * TRAIN_MFLOP_PER_IMAGE / 1e3 * len(seeds)
     small = gflop < PARALLEL_MIN_GFLOP * (os.cpu_count() or 1)
-    groups = seed_groups(params.seeds, 1 if device.type == "cuda" or small else os.cpu_count() or 1)
+    groups = seed_groups(seeds, 1 if device.type == "cuda" or small else os.cpu_count() or 1)
     # The model's parent run: the one an interrupted attempt started, if a resumable state names it.
     earlier = next(filter(None, (saved_extra(at.resume_state(name, g)).get("parent_id") for g in groups)), None)
     parent_tags = {**tracking.run_tags(name, f"train@{name}"), "vaelab.run": "model",

@@ -12,6 +12,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from helpers import seeds_of
+
 pytestmark = pytest.mark.slow  # reads the shared tiny `dvc repro`
 
 
@@ -35,8 +37,8 @@ def artifacts(client: MlflowClient, run_id: str, folder: str) -> set[str]:
 
 def test_each_model_is_a_parent_run_with_its_seeds_nested(store) -> None:
     client, exp, params = store
-    seeds = [str(s) for s in params["seeds"]]
     for model in params["models"]:
+        seeds = [str(s) for s in seeds_of(params, model)]
         parent, children = runs_of(client, exp, model)
         assert parent.info.run_name == model and parent.info.status == "FINISHED"
         assert sorted(children) == sorted(seeds)
@@ -71,8 +73,8 @@ def test_every_promised_artifact_is_in_its_run(store, tiny_pipeline: Path, tmp_p
     """The README's MLflow section: each seed run holds its checkpoint and history CSV, the first seed's run and
     the parent the figures; each seed's logged model is named after it and lists its eval metrics and test set."""
     client, exp, params = store
-    first = str(params["seeds"][0])
     for model in params["models"]:
+        first = str(seeds_of(params, model)[0])
         parent, children = runs_of(client, exp, model)
         drawn = {p.name for p in (tiny_pipeline / "reports" / "figures" / model).glob("*.png")}
         assert drawn and artifacts(client, parent.info.run_id, "figures") == drawn
@@ -97,7 +99,7 @@ def test_registered_models_say_what_they_are_and_which_version_to_use(store) -> 
         _, children = runs_of(client, exp, model)
         registered = client.get_registered_model(f"vaelab-{model}")
         assert f"**{model}**" in registered.description
-        assert set(registered.aliases) == {f"seed{s}" for s in params["seeds"]} | {"champion"}
+        assert set(registered.aliases) == {f"seed{s}" for s in seeds_of(params, model)} | {"champion"}
         by_run = {v.run_id: v for v in client.search_model_versions(f"name = 'vaelab-{model}'")}
         losses = {}
         for seed, r in children.items():

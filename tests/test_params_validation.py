@@ -37,6 +37,10 @@ CASES = {
     "beta on grey pixels": (lambda p: p["models"]["vae_beta"].update(data="grey"),
                             ["models.vae_beta.data = 'grey'", "dequantized"]),
     "no seeds": (lambda p: p.update(seeds=[]), ["seeds = []", "non-empty list of distinct seeds"]),
+    "a model's repeated seeds": (lambda p: p["models"]["ae"].update(seeds=[1, 1]),
+                                 ["models.ae.seeds = [1, 1]", "distinct integer seeds"]),
+    "a model's seed as text": (lambda p: p["models"]["vae_bce"].update(seeds=["42"]),
+                               ["models.vae_bce.seeds = ['42']", "integer seeds"]),
     "hidden width 0": (lambda p: p["models"]["ae"].update(hidden=[512, 0]), ["models.ae.hidden = [512, 0]", ">= 1"]),
     "train_size > data": (lambda p: p["data"].update(train_size=60001),
                           ["data.train_size = 60001", "between 1 and 60000"]),
@@ -114,3 +118,16 @@ def test_evaluation_counts_beyond_a_smaller_test_set_are_refused(tmp_path: Path)
     bad_params(tmp_path, lambda p: p["data"].update(test_size=5000))  # sample_images stays 10,000
     with pytest.raises(ConfigError, match=r"evaluate.sample_images = 10000, but the test set has 5000 images"):
         stage.check_test_images(load_params(tmp_path / "params.yaml"))
+
+
+def test_a_model_entry_may_name_its_own_seeds(tmp_path: Path) -> None:
+    from vaelab import models
+    from vaelab.config import load_params
+
+    def edit(p):
+        p["seeds"] = [7, 8]
+        p["models"]["ae"]["seeds"] = [3, 1, 2]
+        p["models"]["vae_mse"].pop("seeds", None)
+    params = load_params(bad_params(tmp_path, edit) / "params.yaml")
+    assert params.seeds_of("ae") == [3, 1, 2] and params.seeds_of("vae_mse") == [7, 8]
+    assert "seeds" not in models.spec_of(params, "ae").as_dict()   # the study's setting, not the model's

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from helpers import NEW_MODEL, REPO, run, set_params
+from helpers import NEW_MODEL, REPO, run, seeds_of, set_params
 from vaelab.files import md5_of_file
 from vaelab.viz.model_figures import model_label
 
@@ -35,9 +35,10 @@ def training_runs(project: Path) -> dict[tuple[str, str], object]:
 
 def test_every_model_and_seed_flows_through_every_stage(tiny_pipeline: Path) -> None:
     params = params_of(tiny_pipeline)
-    names, seeds = list(params["models"]), params["seeds"]
+    names = list(params["models"])
     report = (tiny_pipeline / "reports" / "report.md").read_text()
     for m in names:
+        seeds = seeds_of(params, m)
         for s in seeds:
             assert (tiny_pipeline / "models" / m / f"seed{s}" / "model.pt").is_file()
             assert (tiny_pipeline / "plots" / "history" / m / f"seed{s}.csv").is_file()
@@ -57,7 +58,7 @@ def test_each_seed_is_one_run_with_exactly_its_own_figures_and_eval_metrics(tiny
     params = params_of(tiny_pipeline)
     runs = training_runs(tiny_pipeline)
     client = MlflowClient(f"sqlite:///{tiny_pipeline / 'mlflow.db'}")
-    assert set(runs) == {(m, str(s)) for m in params["models"] for s in params["seeds"]}
+    assert set(runs) == {(m, str(s)) for m in params["models"] for s in seeds_of(params, m)}
     for (m, s), r in runs.items():
         assert r.info.status == "FINISHED"
         assert r.data.tags["vaelab.checkpoint_md5"] == md5_of_file(tiny_pipeline / "models" / m / f"seed{s}" / "model.pt")
@@ -68,7 +69,7 @@ def test_each_seed_is_one_run_with_exactly_its_own_figures_and_eval_metrics(tiny
             assert len(client.get_metric_history(r.info.run_id, key)) == 1, key
         assert "evaluate.iwae_samples" in r.data.params and "eval/iwae_samples" not in r.data.metrics
         figures = {a.path for a in client.list_artifacts(r.info.run_id, "figures")}
-        assert bool(figures) == (s == str(params["seeds"][0])), (m, s, figures)
+        assert bool(figures) == (s == str(seeds_of(params, m)[0])), (m, s, figures)
 
 
 def test_repro_leaves_git_clean_and_nothing_to_do(tiny_pipeline: Path) -> None:

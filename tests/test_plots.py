@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import seeds_of
+
 REPO = Path(__file__).resolve().parents[1]
 ALL_MODEL_PLOTS = {"test_loss_per_epoch": "test_loss", "test_mse_per_epoch": "test_mse"}
 
@@ -27,7 +29,7 @@ def shown() -> dict:
 def _runs() -> set[str]:
     """Every model's and seed's run that params.yaml asks for, as plots/histories.csv names them."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    return {f"{m}/seed{s}" for m in params["models"] for s in params["seeds"]}
+    return {f"{m}/seed{s}" for m in params["models"] for s in seeds_of(params, m)}
 
 
 def test_dvc_plots_show_has_only_the_all_model_curves(shown: dict) -> None:

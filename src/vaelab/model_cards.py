@@ -54,6 +54,6 @@ def describe(params: Params, name: str) -> str:
         other, diff = near
         changes = ", ".join(f"`{k}` {a} → {b}" for k, (a, b) in diff.items()) or "nothing"
         lines.append(f"Nearest model in params.yaml: **{other}**; from it, this model changes {changes}.")
-    lines.append(f"Trained with seeds {', '.join(map(str, params.seeds))} for {params.train.epochs} epochs "
-                 "(params.yaml `seeds`, `train`).")
+    lines.append(f"Trained with seeds {', '.join(map(str, params.seeds_of(name)))} for {params.train.epochs} epochs "
+                 "(params.yaml `seeds`, or the entry's own `seeds`; `train`).")
     return "\n\n".join(lines)

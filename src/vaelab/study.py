@@ -44,7 +44,7 @@ class Inputs:
     """Everything the report shows, read from the pipeline's outputs."""
 
     models: list[str]
-    seeds: list[int]
+    seeds: dict[str, list[int]]              # model -> its seeds (params.yaml `seeds`, or the entry's own)
     figures: dict[str, list[str]]            # model -> figure kinds drawn (files in reports/figures/<model>/)
     train: dict[str, dict[int, dict]]        # model -> seed -> final train/test terms
     evals: dict[str, dict[int, dict]]        # model -> seed -> evaluation metrics
@@ -311,12 +311,30 @@ def figure_blocks(inp: Inputs) -> list[Block]:
     return blocks
 
 
+def seeds_sentence(seeds: dict[str, list[int]]) -> str:
+    """'Each model was trained with 3 seeds (42, 43, 44); ae and vae_bce with 10 (42-51).' from model -> seeds."""
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for m, s in seeds.items():
+        groups.setdefault(tuple(s), []).append(m)
+    ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))   # the most common set first: "each model"
+
+    def listed(s: tuple[int, ...]) -> str:
+        n = len(s)
+        run = n > 2 and list(s) == list(range(s[0], s[0] + n))
+        return f"{n} seed{'s' if n > 1 else ''} ({f'{s[0]}–{s[-1]}' if run else ', '.join(map(str, s))})"
+
+    (common, _), rest = ordered[0], ordered[1:]
+    text = f"Each model was trained with {listed(common)}"
+    for s, ms in rest:
+        text += f"; {', '.join(ms)} with {listed(s)}"
+    return text + "."
+
+
 def report_blocks(inp: Inputs) -> list[Block]:
-    n = len(inp.seeds)
     blocks: list[Block] = [
         Para("Written by the `report` stage of `dvc repro`; every picture and number below is an output of the "
-             f"pipeline. Each model was trained with {n} seed{'s' if n > 1 else ''} ({', '.join(map(str, inp.seeds))}); "
-             "pictures show the first seed, numbers are the mean ± the half-width of a 95% Student-t interval over "
+             f"pipeline. {seeds_sentence(inp.seeds)} "
+             "Pictures show the first seed, numbers are the mean ± the half-width of a 95% Student-t interval over "
              "seeds (per-seed values: `metrics/train/<model>.json`, `metrics/eval/<model>.json`), every number of "
              f"one metric to the same decimal places. Likelihoods are in nats per image. {MISSING} marks a number or "
              "figure that does not apply to a model (an AE has no KL term and no prior to sample) or that its "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from helpers import REPO, run, subprocess_env
+from helpers import REPO, run, subprocess_env, without_model_seeds
 
 SMALL = {"device": "cpu", "data__train_size": 1000, "data__test_size": 1000, "train__epochs": 2, "seeds": [1]}
 
@@ -27,6 +27,7 @@ def make_workdir(path: Path, mnist_root: Path, store: Path | None = None, **upda
     if store is not None:
         shutil.copy2(store, path / "mlflow.db")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["models"] = without_model_seeds(params["models"])   # every model trains with SMALL's seeds
     for dotted, value in {**SMALL, **updates}.items():
         node = params
         *parents, leaf = dotted.split("__")
