@@ -78,18 +78,15 @@ def read_inputs(params: Params, root: Path) -> Inputs:
     train = {m: per_seed(at.train_metrics(m), seeds[m],
                          lambda v: {"train": v["train"], "test": v["test"]}) for m in names}
     evals = {m: per_seed(at.eval_metrics(m), seeds[m]) for m in names}
-
-    def paired(spec: claims.ClaimSpec) -> dict[str, list[dict]]:  # the two models on the seeds both have
-        common = [s for s in seeds[spec.model] if s in seeds[spec.baseline]]
-        return {m: [evals[m][s] for s in common] for m in (spec.model, spec.baseline)}
-    verdicts = [claims.judge(spec, paired(spec)) for spec in params.claims]
+    verdicts = claims.judge_all(params.claims, evals)
+    forks = [{role: claims.alternatives(spec, evals, role) for role in ("model", "baseline")} for spec in params.claims]
     judge = at.judge_metrics
     post = {params.report.post_ae: params.report.working_ae} if params.report.post_ae in params.models else {}
     inference = read_json(at.inference_metrics) if params.inference.models else {}
     fixed = tuple(n for n in names if getattr(getattr(models.build(models.spec_of(params, n)), "likelihood", None),
                                               "fixed_scale", False))
     quadrants = read_json(at.quadrants_metrics) if params.quadrants else {}
-    return Inputs(names, seeds, figures, train, evals, verdicts,
+    return Inputs(names, seeds, figures, train, evals, verdicts, forks,
                   read_json(judge).get("test_accuracy") if judge.exists() else None, post, inference,
                   "study/sigma.png" if sigma_histories(params, root) else None, fixed, quadrants)
 
@@ -143,7 +140,7 @@ def write_report(params: Params, root: Path = Path(".")) -> Path:
         write_atomic(reports / "report.html", render_html(TITLE, blocks, image))
         write_atomic(Layout(staged).all_histories, all_histories_csv(params, root))
         write_atomic(Layout(staged).claims,
-                     json.dumps(claims.claims_table(inputs.verdicts), indent=2) + "\n")
+                     json.dumps(claims.claims_table(inputs.verdicts, inputs.forks), indent=2) + "\n")
         tags = {k: v for k, v in tracking.run_tags("report", "report").items() if k != "model"}
         with tracking.tracked_run("report", experiment_id, tags=tags) as run:
             tracking.log_params(run.info.run_id, {"models": ",".join(inputs.models),

@@ -149,7 +149,10 @@ class ClaimSpec:
     metric: str                         # dotted key of metrics/eval/<model>.json, e.g. latent.knn_accuracy
     better: Literal["higher", "lower"]
     model: str                          # the model the claim favours
-    baseline: str                       # the model it is compared with
+    baseline: str                       # the model it is compared with (fixed here: no forking paths)
+    # The margin of practical equivalence, in the metric's units: a difference within ± margin does not matter.
+    margin: float = field(metadata={"check": (lambda v: v > 0), "expect": "a finite number > 0"})
+    why: str = ""                       # why the metric tests the claim (the report prints it)
 
 
 @dataclass(frozen=True)

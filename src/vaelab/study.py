@@ -49,6 +49,7 @@ class Inputs:
     train: dict[str, dict[int, dict]]        # model -> seed -> final train/test terms
     evals: dict[str, dict[int, dict]]        # model -> seed -> evaluation metrics
     verdicts: list[claims.Verdict]
+    forks: list[dict[str, dict[str, claims.Verdict]]]   # per claim: role -> other model -> its verdict
     judge_accuracy: float | None = None
     post_ae: dict[str, str] = field(default_factory=dict)  # "collapsed" model -> the working model it is compared to
     inference: dict[str, dict] = field(default_factory=dict)  # metrics/inference.json
@@ -116,12 +117,47 @@ def _claim_numbers(v: claims.Verdict) -> tuple[str, str]:
     return ", ".join(f"{d:.{decimals}f}" for d in v.differences), interval_cells([v.interval])[0]
 
 
-def claims_blocks(verdicts: list[claims.Verdict]) -> list[Block]:
-    rows = [[v.spec.claim, f"`{v.spec.metric}` ({v.spec.better} is better), {model_label(v.spec.model)} vs "
-             f"{model_label(v.spec.baseline)}", *_claim_numbers(v), f"**{v.verdict}**"] for v in verdicts]
-    return [Heading("The post's claims, tested over seeds"),
-            Para(f"Rule: {claims.RULE} Also in `metrics/claims.json`."),
-            Table(["claim", "metric", "per-seed differences", "mean ± 95% interval", "verdict"], rows)]
+def _margin(v: claims.Verdict) -> str:
+    return f"± {v.spec.margin:g}"
+
+
+def _fork_cell(v: claims.Verdict | None) -> str:
+    if v is None:
+        return MISSING
+    if not v.interval.defined:
+        return f"{v.verdict} (n = {v.interval.n})"
+    return f"{v.verdict} {stats.format_interval(v.interval)}"
+
+
+def fork_table(verdicts: list[claims.Verdict], forks: list[dict[str, dict[str, claims.Verdict]]], role: str,
+               models: list[str]) -> Table:
+    """One row per claim, one column per other model put in ``role``: its verdict and 95% interval (uncorrected)."""
+    rows = [[f"{i + 1}. {model_label(v.spec.model) if role == 'baseline' else model_label(v.spec.baseline)}",
+             *[_fork_cell(f.get(role, {}).get(m)) for m in models]] for i, (v, f) in enumerate(zip(verdicts, forks))]
+    head = "claim: its fixed comparator" if role == "model" else "claim: its favoured model"
+    return Table([head, *[model_label(m) for m in models]], rows)
+
+
+def claims_blocks(verdicts: list[claims.Verdict], forks: list[dict[str, dict[str, claims.Verdict]]] | None = None,
+                  models: list[str] | None = None) -> list[Block]:
+    rows = [[f"{i + 1}. {v.spec.claim}", f"`{v.spec.metric}` ({v.spec.better} is better): {v.spec.why}",
+             f"{model_label(v.spec.model)} vs {model_label(v.spec.baseline)} (n = {v.interval.n})",
+             *_claim_numbers(v), f"{100 * v.interval.level:.2f}".rstrip("0").rstrip(".") + "%", _margin(v), f"**{v.verdict}**"]
+            for i, v in enumerate(verdicts)]
+    blocks: list[Block] = [
+        Heading("The post's claims, tested over seeds"),
+        Para(f"Rule: {claims.RULE} Also in `metrics/claims.json`."),
+        Table(["claim", "metric, and why it tests the claim", "model vs comparator", "per-seed differences",
+               "mean and interval", "level (Holm)", "margin", "verdict"], rows)]
+    if forks and models:
+        blocks += [
+            Para("**Forking paths.** Each claim's comparator is fixed in params.yaml. Below, the same rule (95%, no "
+                 "correction: these are not in the family) with every other model that has the metric in the "
+                 "favoured model's place (first table) or in the comparator's place (second). A claim that holds "
+                 "only for the chosen pair is visible here."),
+            fork_table(verdicts, forks, "model", models),
+            fork_table(verdicts, forks, "baseline", models)]
+    return blocks
 
 
 def post_ae_blocks(inp: Inputs) -> list[Block]:
@@ -340,7 +376,7 @@ def report_blocks(inp: Inputs) -> list[Block]:
              "figure that does not apply to a model (an AE has no KL term and no prior to sample) or that its "
              "evaluation does not measure."),
         Contents(),
-        *claims_blocks(inp.verdicts),
+        *claims_blocks(inp.verdicts, inp.forks, inp.models),
         Heading("The data"), Image("study/data.png", "MNIST training images"),
         *figure_blocks(inp),
         *post_ae_blocks(inp),
