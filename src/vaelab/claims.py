@@ -224,8 +224,10 @@ def claims_table(verdicts: Sequence[Verdict], forks: Sequence[Mapping[str, Mappi
         row = {"claim": v.spec.claim, "metric": v.spec.metric, "why": v.spec.why, "better": v.spec.better,
                "model": v.spec.model, "baseline": v.spec.baseline, "margin": v.spec.margin,
                "model_values": list(v.model_values), "baseline_values": list(v.baseline_values), **_row(v)}
-        if i < len(forks):
-            row["alternatives"] = {role: {m: _row(a) for m, a in alts.items()} for role, alts in forks[i].items()}
+        if i < len(forks):   # the forking paths, briefly: their per-seed numbers are in metrics/eval/
+            keep = ("n_seeds", "mean_difference", "p_value", "level", "ci_low", "ci_high", "verdict")
+            row["alternatives"] = {role: {m: {k: _row(a)[k] for k in keep} for m, a in alts.items()}
+                                   for role, alts in forks[i].items()}
         rows.append(row)
     return rows
 

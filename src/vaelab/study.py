@@ -126,7 +126,7 @@ def _fork_cell(v: claims.Verdict | None) -> str:
         return MISSING
     if not v.interval.defined:
         return f"{v.verdict} (n = {v.interval.n})"
-    return f"{v.verdict} {stats.format_interval(v.interval)}"
+    return f"{v.verdict} {stats.format_interval(v.interval, digits=1)}"
 
 
 def fork_table(verdicts: list[claims.Verdict], forks: list[dict[str, dict[str, claims.Verdict]]], role: str,
