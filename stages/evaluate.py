@@ -49,7 +49,7 @@ def evaluate_seed(params: Params, name: str, seed: int, root: Path, experiment_i
 def check_test_images(params: Params) -> None:
     """Every count of test images the evaluation takes fits in the test set it is given (data.test_size)."""
     n_test = params.data.test_size or MNIST_TEST_SIZE
-    for key in ("likelihood_images", "sample_images", "silhouette_size"):
+    for key in ("likelihood_images", "sample_images", "silhouette_size", "style_images"):
         value = getattr(params.evaluate, key)
         if value is not None and value > n_test:
             raise ConfigError(f"params.yaml: evaluate.{key} = {value}, but the test set has {n_test} images "

@@ -123,4 +123,7 @@ def test_every_metric_of_the_evaluation_is_finite(model: models.LatentModel, spl
     flat = flatten(out)
     assert flat and all(math.isfinite(v) for v in flat.values()), flat
     assert ("samples" in out) == model.has_prior
+    assert ("continuity" in out) == (not model.conditional) and "sharpness" in out
+    assert ("style" in out) == (model.conditional and model.has_prior)
+    assert ("sample_midgrey" in out["sharpness"]) == model.has_prior
     assert ("grey8bit" in out) == (model.has_prior and not model.conditional and model.likelihood.density)

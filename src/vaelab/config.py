@@ -127,6 +127,17 @@ class EvaluateConfig:
     binarize_seed: int = 0
     # A decoded image "is a digit" when the classifier's top softmax probability reaches this.
     threshold: float = field(default=0.9, metadata={"check": (lambda v: 0 < v <= 1), "expect": "in (0, 1]"})
+    # Continuity (vaelab.continuity): this many pairs of different digits and as many of the same digit, drawn
+    # from the test set by `continuity_seed` (the same pairs for every model), each path decoded at
+    # `continuity_steps` points; an image is "real" when its k-th neighbour distance to the real test images,
+    # in the judge's features, is within the `realness_quantile` of the real images' own.
+    continuity_pairs: int = field(default=500, metadata=_min(1))
+    continuity_steps: int = field(default=16, metadata=_min(3))
+    continuity_seed: int = 0
+    realness_k: int = field(default=5, metadata=_min(1))
+    realness_quantile: float = field(default=0.95, metadata={"check": (lambda v: 0 < v < 1), "expect": "in (0, 1)"})
+    # Conditional models (vaelab.style): test codes decoded under every label, a seeded subset of this size.
+    style_images: int = field(default=1000, metadata=_between(1, MNIST_TEST_SIZE))
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,18 @@ JSON layout of one seed (nats per image unless said otherwise; keys a model cann
     samples:        fid, kid, kid_std, precision, recall  # models with a prior: `sample_images` decoded prior
                                                       #   samples vs the test images, in the judge's features
     latent:         knn_accuracy, silhouette, saturated_fraction (bounded latents)
-    grid:           confident_fraction                # 2-d latents only, unconditional
+    grid:           confident_fraction                # 2-d latents only, unconditional: the share of the grid of
+                                                      #   models.latent_grid the judge calls a digit with confidence
+                    own_real_share, empty_share,      #   the grid over the model's own 1–99% code quantiles: the
+                    empty_real_share, empty_unreal_share  # share of real-looking tiles, of cells with no test code
+    continuity:     jump_ratio, jump_ratio_median,    # unconditional models (vaelab.continuity): straight paths
+                    path_ratio_median, real_share,    #   between the codes of fixed test pairs, decoded; _different
+                    jump_ratio_different, ...         #   and _same split the pairs by digit
+    sharpness:      recon_*, sample_*, data_*         # background, background_own, midgrey, gradient of the
+                                                      #   reconstructions, prior samples and test images (vaelab.sharpness)
     conditional:    accuracy, bayes_accuracy          # conditional models with a prior
+    style:          label_accuracy, slant_z_share,    # conditional models with a prior (vaelab.style): codes
+                    width_z_share                     #   decoded under every label
 
 A conditional model p(x|y) is scored given the true label: its `elbo.*` and `iwae.nll_given_y` bound
 −log p(x|y) on the whole test set. Only `iwae.nll_marginal`, −log p(x) with p(x) = Σ_y p(y) p(x|y) and
@@ -40,7 +50,7 @@ import torch
 
 from dataclasses import dataclass
 
-from vaelab import importance, inference, judge as judges, metrics
+from vaelab import continuity, image_sets, importance, inference, judge as judges, metrics, sharpness, style
 from vaelab.config import EvaluateConfig
 from vaelab.data import INPUT_DIM, NUM_CLASSES, Split, batches
 from vaelab.likelihoods import bits_per_dim
@@ -138,7 +148,39 @@ def exact_nll_by_quadrature(model: LatentModel, x: torch.Tensor) -> torch.Tensor
 
 
 @torch.no_grad()
-def yardsticks(model: LatentModel, judge: torch.nn.Module, tests: TestSets, cfg: EvaluateConfig, seed: int) -> dict:
+def decoded(model: LatentModel, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean images of codes ``z`` (labels ``y`` for a conditional model), decoded in batches, on the CPU."""
+    return torch.cat([model.mean_image(z[i].to(model.device), None if y is None else y[i].to(model.device)).cpu()
+                      for i in batches(len(z), metrics.DECODER_ROWS)]) if len(z) else torch.empty(0, INPUT_DIM)
+
+
+@torch.no_grad()
+def latent_structure(model: LatentModel, judge: torch.nn.Module, tests: TestSets, z_test: torch.Tensor,
+                     cfg: EvaluateConfig) -> dict:
+    """Continuity (:mod:`vaelab.continuity`) of an unconditional model: the fixed pairs' paths, and for a 2-D
+    latent its own grid's realness and empty areas (keys added to ``grid``)."""
+    realness = continuity.Realness.fit(tests.real_features, cfg.realness_k, cfg.realness_quantile)
+    decode = lambda z: decoded(model, z)                       # noqa: E731
+    features = lambda images: judges.features(judge, images)   # noqa: E731
+    a, b, same = continuity.fixed_pairs(tests.grey.labels, cfg.continuity_pairs, cfg.continuity_seed)
+    out = {"continuity": continuity.path_metrics(decode, features, realness, z_test[a], z_test[b], same,
+                                                 cfg.continuity_steps)}
+    if model.cfg.latent_dim == 2:
+        out["grid"] = continuity.grid_metrics(decode, features, realness, z_test, cfg.grid_size)
+    return out
+
+
+@torch.no_grad()
+def code_style(model: LatentModel, judge: torch.nn.Module, z_test: torch.Tensor, cfg: EvaluateConfig) -> dict:
+    """The style group (:mod:`vaelab.style`) of a conditional model, on a seeded subset of its test codes."""
+    pick = image_sets.subset(len(z_test), cfg.style_images, cfg.continuity_seed)
+    classify = lambda images: judges.predict_proba(judge, images).argmax(1)   # noqa: E731
+    return style.style_group(lambda z, y: decoded(model, z, y), classify, z_test[pick])
+
+
+@torch.no_grad()
+def yardsticks(model: LatentModel, judge: torch.nn.Module, tests: TestSets, cfg: EvaluateConfig, seed: int,
+               fake: torch.Tensor) -> dict:
     """The numbers that compare models across decoders: 8-bit bits/dim, the binarised track, sample quality."""
     out: dict = {}
     unconditional = not model.conditional
@@ -158,7 +200,6 @@ def yardsticks(model: LatentModel, judge: torch.nn.Module, tests: TestSets, cfg:
         out["binarized"] = {"iwae_nll": nll.mean().item(), "iwae_se": importance.standard_error(nll)}
         if exact:
             out["binarized"]["exact_nll"] = exact_nll_by_quadrature(model, x).mean().item()
-    fake = prior_samples(model, cfg.sample_images, torch.Generator(model.device).manual_seed(seed))
     out["samples"] = sample_quality(tests.real_features, judges.features(judge, fake), torch.Generator().manual_seed(seed))
     return out
 
@@ -206,10 +247,18 @@ def score(model: LatentModel, judge: torch.nn.Module, train: Split, tests: TestS
         tiles = model.mean_image(model.latent_grid(cfg.grid_size).to(model.device))
         probs = judges.predict_proba(judge, tiles)
         out["grid"] = {"confident_fraction": metrics.confident_fraction(probs, cfg.threshold)}
+    if not model.conditional:
+        structure = latent_structure(model, judge, tests, z_test, cfg)
+        out["continuity"] = structure["continuity"]
+        out.setdefault("grid", {}).update(structure.get("grid", {}))
     if model.conditional and model.has_prior:
         out["conditional"] = conditional
+        out["style"] = code_style(model, judge, z_test, cfg)
+    # The same draws as FID's: the generator is seeded as before.
+    fake = prior_samples(model, cfg.sample_images, torch.Generator(model.device).manual_seed(seed)) if model.has_prior else None
+    out["sharpness"] = sharpness.sharpness_group(decoded(model, z_test, y_test), test.images, fake)
     if model.has_prior:
-        out.update(yardsticks(model, judge, tests, cfg, seed))
+        out.update(yardsticks(model, judge, tests, cfg, seed, fake))
     return out
 
 
