@@ -18,7 +18,7 @@ from vaelab.device import resolve_device
 from vaelab.files import md5_of_file, write_atomic
 from vaelab.errors import ConfigError
 from vaelab.layout import Layout
-from vaelab.scorecard import mean_over_seeds, score, test_sets
+from vaelab.scorecard import image_sets_for, mean_over_seeds, score, test_sets
 from vaelab.stage import parallel_map, publish, run_stage, staging
 
 log = logging.getLogger("vaelab.evaluate")
@@ -72,7 +72,12 @@ def evaluate(params: Params, name: str, root: Path = Path(".")) -> dict:
     parent = tracking.run_tag(scored[0][1], "mlflow.parentRunId")
     if parent:  # the model's run (a checkpoint pulled from a DVC remote into a fresh store has none)
         tracking.log_metrics(parent, tracking.across_seeds(stats.across_seeds([tracking.eval_metrics(flatten(m)) for m in results])))
-    result = {**{f"seed{s}": m for s, m in per_seed.items()}, "mean": mean_over_seeds(list(per_seed.values()))}
+    n_test = params.data.test_size or MNIST_TEST_SIZE
+    sets = image_sets_for(params.evaluate, n_test, MNIST_TEST_SIZE, min(params.evaluate.sample_images, n_test))
+    # The image set behind each group, once for all seeds: a table may only set side by side numbers of one set.
+    groups = {g for m in results for g in m}
+    result = {**{f"seed{s}": m for s, m in per_seed.items()}, "mean": mean_over_seeds(list(per_seed.values())),
+              "image_sets": {g: i for g, i in sets.ids.items() if g in groups}}
     with staging(root, "evaluate") as staged:
         write_atomic(Layout(staged).eval_metrics(name), json.dumps(result, indent=2) + "\n")
         publish(staged, root)

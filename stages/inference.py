@@ -2,12 +2,15 @@
 
 With a 2-D latent the true posterior p(z|x) ∝ p(x|z) p(z) and log p(x) can be computed on grids
 (:func:`vaelab.inference.quadrature`). For the first seed of each model and the first test images (in the model's
-own data space; a conditional model given the true label) this measures, in nats per image:
+own data space; a conditional model given the true label), a seeded random subset of the test images (the
+evaluation's exact set, :mod:`vaelab.image_sets`), this measures, in nats per image:
 
 - log p(x) by quadrature, the ELBO, and the importance-weighted bounds L_K for several K, which must climb to
   log p(x): the gap log p(x) − ELBO is exactly KL(q(z|x) ‖ p(z|x)), the term the ELBO leaves out;
 - that gap split as in Cremer, Li & Duvenaud (2018): the approximation gap (the best Gaussian q*, fitted per
-  image) and the amortisation gap (what sharing one encoder across images costs).
+  image) and the amortisation gap (what sharing one encoder across images costs), on the first
+  ``local_images`` of the set, beside the whole gap on those same images (``local_gap``: the parts add up to it);
+- the quadrature's converged share and largest error estimate.
 
 Outputs: ``metrics/inference.json`` and ``reports/figures/inference/<model>.png`` (true posterior contours with
 the encoder's q(z|x) over them, for a few test digits).
@@ -22,7 +25,7 @@ from pathlib import Path
 import click
 import torch
 
-from vaelab import importance, inference, models
+from vaelab import image_sets, importance, inference, models
 from vaelab.config import Params, load_params
 from vaelab.data import load_binarized_test, load_split
 from vaelab.files import write_atomic
@@ -59,8 +62,11 @@ def study_model(params: Params, name: str, root: Path) -> tuple[dict, object]:
     model = models.load(Layout(root).checkpoint(name, seed))
     lik = model.likelihood
     test = load_split(root / "data", "test")
-    x = test_images(model.space, test, load_binarized_test(root / "data"), seed)[:cfg.images]
-    y = test.labels[:cfg.images] if model.conditional else None
+    # The exact set of the evaluation (same seed): in draw order, so the first `local_images` are its nested subset.
+    pick = image_sets.drawn(len(test.images), cfg.images, params.evaluate.image_set_seed)
+    x = test_images(model.space, test, load_binarized_test(root / "data"), seed)[pick]
+    labels = test.labels[pick]
+    y = labels if model.conditional else None
     with torch.no_grad():
         q = model.encode(x, y)
     mu, logvar = q.mean, q.logvar
@@ -68,6 +74,7 @@ def study_model(params: Params, name: str, root: Path) -> tuple[dict, object]:
     log_px, post_mean, post_cov = torch.empty(len(x)), torch.empty(len(x), 2), torch.empty(len(x), 2, 2)
     elbo, iwae = torch.empty(len(x)), {kk: torch.empty(len(x)) for kk in cfg.iwae_ks}
     elbo_local, elbo_enc = torch.empty(n), torch.empty(n)
+    converged, error = torch.empty(len(x), dtype=torch.bool), torch.empty(len(x))
     gen = torch.Generator().manual_seed(seed)
     for idx, decode in groups(model, y):
         idx = torch.arange(len(x)) if idx is None else idx
@@ -75,6 +82,7 @@ def study_model(params: Params, name: str, root: Path) -> tuple[dict, object]:
         with torch.no_grad():
             exact = inference.quadrature(decode, lik.log_prob_pairs, lik.log_prob, xs)
             log_px[idx], post_mean[idx], post_cov[idx] = exact.log_px, exact.mean, exact.cov
+            converged[idx], error[idx] = exact.converged, exact.error
             bounds = inference.iwae_bounds(decode, lik.log_prob, xs, ms, ls, tuple(cfg.iwae_ks), gen)
             elbo[idx] = bounds.elbo
             for kk, v in bounds.iwae.items():
@@ -87,13 +95,20 @@ def study_model(params: Params, name: str, root: Path) -> tuple[dict, object]:
             with torch.no_grad():
                 elbo_enc[li] = inference.elbo(decode, lik.log_prob, x[li], mu[li], logvar[li], generator=gen)
     split = inference.gaps(log_px[:n], elbo_local, elbo_enc)
+    total, set_seed = len(test.images), params.evaluate.image_set_seed
     result = {
         "images": cfg.images,
+        "image_set": image_sets.set_id("exact", cfg.images, set_seed, total),
         "log_px": summary(log_px),
+        "exact_converged": converged.to(torch.float32).mean().item(),
+        "exact_max_error": error.max().item(),
         "elbo": summary(elbo),
         "gap": summary(log_px - elbo),
         **{f"iwae_{kk}": summary(v) for kk, v in iwae.items()},
+        # The split, and the whole gap it splits, on the same images: the parts add up to it.
         "local_images": n,
+        "local_image_set": image_sets.set_id("exact", n, set_seed, total),
+        "local_gap": summary(log_px[:n] - elbo_enc),
         "approximation_gap": summary(split["approximation"]),
         "amortisation_gap": summary(split["amortisation"]),
     }
@@ -103,7 +118,7 @@ def study_model(params: Params, name: str, root: Path) -> tuple[dict, object]:
         with torch.no_grad():
             grids.append(inference.posterior_grid(decode, lik.log_prob, x[i:i + 1], mu[i:i + 1], logvar[i:i + 1],
                                                   post_mean[i:i + 1], post_cov[i:i + 1], log_px[i:i + 1]))
-    figure = posterior_contours(grids, test.labels[:k].tolist(), f"{model_label(name)}: the true posterior p(z|x) "
+    figure = posterior_contours(grids, labels[:k].tolist(), f"{model_label(name)}: the true posterior p(z|x) "
                                 "(filled) and the encoder's q(z|x) (lines)")
     log.info("%s: log p(x) %.2f, ELBO %.2f, gap %.2f nats", name, result["log_px"]["mean"], result["elbo"]["mean"],
              result["gap"]["mean"])

@@ -86,7 +86,8 @@ def read_inputs(params: Params, root: Path) -> Inputs:
     fixed = tuple(n for n in names if getattr(getattr(models.build(models.spec_of(params, n)), "likelihood", None),
                                               "fixed_scale", False))
     quadrants = read_json(at.quadrants_metrics) if params.quadrants else {}
-    return Inputs(names, seeds, figures, train, evals, verdicts, forks,
+    image_sets = {m: read_json(at.eval_metrics(m)).get("image_sets", {}) for m in names}
+    return Inputs(names, seeds, figures, train, evals, verdicts, image_sets, forks,
                   read_json(judge).get("test_accuracy") if judge.exists() else None, post, inference,
                   "study/sigma.png" if sigma_histories(params, root) else None, fixed, quadrants)
 

@@ -158,7 +158,7 @@ def test_score_of_a_conditional_model(mnist_root: Path, test_split: Split) -> No
     tests = scorecard.test_sets(test_split, (test_split.images > 0.5).float(), judge, seed=0)
     cfg = EvaluateConfig(iwae_samples=4, knn_k=3, likelihood_images=200, sample_images=500)
     out = scorecard.score(model, judge, train, tests, cfg, seed=0)
-    assert set(out["iwae"]) == {"nll_given_y", "nll_marginal"} and "grid" not in out
+    assert set(out["iwae"]) == {"nll_given_y", "nll_marginal", "nll_given_y_se", "nll_marginal_se"} and "grid" not in out
     assert out["iwae"]["nll_marginal"] <= out["iwae"]["nll_given_y"] + math.log(NUM_CLASSES)
     assert set(out["conditional"]) == {"accuracy", "bayes_accuracy"}
     assert set(out["samples"]) == {"fid", "kid", "kid_std", "precision", "recall"}

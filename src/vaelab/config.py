@@ -138,6 +138,13 @@ class EvaluateConfig:
     realness_quantile: float = field(default=0.95, metadata={"check": (lambda v: 0 < v < 1), "expect": "in (0, 1)"})
     # Conditional models (vaelab.style): test codes decoded under every label, a seeded subset of this size.
     style_images: int = field(default=1000, metadata=_between(1, MNIST_TEST_SIZE))
+    # The seed of the likelihood tables' test subsets (vaelab.image_sets: random, not the first N): the
+    # likelihood set (likelihood_images), the exact set (quadrature_images, the same permutation's first N, so
+    # inside the likelihood set) and the binarised sets; every number of one table is measured on one of them.
+    image_set_seed: int = 0
+    # Exact -log p(x) re-computed at tighter quadrature settings on the first N images of the exact set
+    # (finer coarse grid, larger radius, lower tolerance): the largest difference is recorded (0 = skip).
+    tight_images: int = field(default=20, metadata=_between(0, MNIST_TEST_SIZE))
 
 
 @dataclass(frozen=True)

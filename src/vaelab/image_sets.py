@@ -17,12 +17,18 @@ def set_id(name: str, n: int | None, seed: int, total: int) -> str:
     return f"{name}-{size}{total}" + ("" if size == "all" else f"-seed{seed}")
 
 
-def subset(total: int, n: int | None, seed: int) -> torch.Tensor:
-    """Indices of ``n`` of ``total`` test images drawn without replacement by ``seed``, in increasing order
-    (all of them when ``n`` is None or ``n >= total``). The same arguments give the same images on any machine:
-    the draw is torch's CPU generator, not BLAS."""
+def drawn(total: int, n: int | None, seed: int) -> torch.Tensor:
+    """The indices of :func:`subset` in the order they were drawn: a smaller ``n`` gives a prefix, so the sets of
+    one seed are nested (the first 50 of the 200, the 200 of the 2,000)."""
     if n is None or n >= total:
         return torch.arange(total)
     if n < 1:
         raise ValueError(f"an image set needs at least one image, got n = {n}")
-    return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
+
+
+def subset(total: int, n: int | None, seed: int) -> torch.Tensor:
+    """Indices of ``n`` of ``total`` test images drawn without replacement by ``seed``, in increasing order
+    (all of them when ``n`` is None or ``n >= total``). The same arguments give the same images on any machine:
+    the draw is torch's CPU generator, not BLAS."""
+    return drawn(total, n, seed).sort().values

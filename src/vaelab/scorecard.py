@@ -34,7 +34,7 @@ JSON layout of one seed (nats per image unless said otherwise; keys a model cann
 A conditional model p(x|y) is scored given the true label: its `elbo.*` and `iwae.nll_given_y` bound
 −log p(x|y) on the whole test set. Only `iwae.nll_marginal`, −log p(x) with p(x) = Σ_y p(y) p(x|y) and
 p(y) = 1/10, is comparable with an unconditional model's `iwae.nll`; it needs p(x|y) for all ten labels,
-so it is measured on a seeded subset of MARGINAL_SUBSET test images. `conditional.accuracy`: the share of
+so it costs 10x the bound of one label; it is measured on the same likelihood set as every other bound. `conditional.accuracy`: the share of
 images decoded from z ~ N(0, I) with a requested label (CONDITIONAL_SAMPLES per label) that the judge
 classifies as that label. `conditional.bayes_accuracy`: on the same subset, the share of images whose most
 likely label argmax_y p(x|y) is their own (the generative model used as a classifier).
@@ -62,7 +62,7 @@ SATURATION = 0.01  # a code coordinate this close to its box's edge counts as sa
 # Conditional models: images drawn per label for `conditional.accuracy` (10 x 1000 decodes, seconds), and
 # test images for the label marginal (10 labels x K samples each: the cost of 10x as many images).
 CONDITIONAL_SAMPLES = 1000
-MARGINAL_SUBSET = 1000
+SE_SUFFIX = "_se"   # beside a mean over images: its image-level standard error (vaelab.claims reads it)
 
 
 @torch.no_grad()
@@ -139,12 +139,68 @@ def prior_samples(model: LatentModel, n: int, generator: torch.Generator) -> tor
                       for i in batches(n, metrics.DECODER_ROWS)])
 
 
+# Tighter quadrature settings than the default (vaelab.inference.quadrature: coarse 256, radius 5, tol 0.05).
+TIGHT = {"coarse": 384, "radius": 7.0, "tol": 0.02}
+
+
+@dataclass(frozen=True)
+class ImageSets:
+    """The test subsets one evaluation scores on (:mod:`vaelab.image_sets`), and the id of the set behind each
+    JSON group (recorded in metrics/eval/<model>.json as ``image_sets``)."""
+
+    likelihood: torch.Tensor       # indices into the test split
+    exact: torch.Tensor            # the same permutation's first N: inside ``likelihood``
+    binarized: torch.Tensor        # indices into the fixed binarised test set
+    binarized_exact: torch.Tensor
+    ids: dict[str, str]
+
+
+def image_sets_for(cfg: EvaluateConfig, n_test: int, n_binarized: int, n_reference: int) -> ImageSets:
+    """The subsets of a test split of ``n_test`` images (and a binarised set of ``n_binarized``) by ``cfg``."""
+    seed = cfg.image_set_seed
+    sets = {"likelihood": (n_test, cfg.likelihood_images), "exact": (n_test, cfg.quadrature_images),
+            "binarized": (n_binarized, cfg.binarized_images),
+            "binarized_exact": (n_binarized, min(cfg.quadrature_images, cfg.binarized_images or n_binarized))}
+    idx = {k: image_sets.subset(total, n, seed) if n != 0 else torch.empty(0, dtype=torch.int64)
+           for k, (total, n) in sets.items()}
+    name = {k: image_sets.set_id(k, n, seed, total) for k, (total, n) in sets.items()}
+    whole = image_sets.set_id("test", None, seed, n_test)
+    reference = whole if n_reference >= n_test else f"test-first{n_reference}of{n_test}"
+    ids = {"reconstruction": whole, "latent": whole, "continuity": whole, "grid": whole, "sharpness": whole,
+           "samples": reference, "elbo": name["likelihood"], "iwae": name["likelihood"],
+           "grey8bit": name["likelihood"], "grey8bit_exact": name["exact"], "binarized": name["binarized"],
+           "binarized_exact": name["binarized_exact"], "conditional": name["likelihood"], "style": whole}
+    return ImageSets(idx["likelihood"], idx["exact"], idx["binarized"], idx["binarized_exact"], ids)
+
+
+def _mean_and_se(name: str, values: torch.Tensor) -> dict[str, float]:
+    """``{name: mean, name_se: image-level standard error}`` of per-image values."""
+    mean, se = importance.mean_se(values)
+    return {name: mean, f"{name}{SE_SUFFIX}": se}
+
+
 @torch.no_grad()
-def exact_nll_by_quadrature(model: LatentModel, x: torch.Tensor) -> torch.Tensor:
-    """−log p(x) per image by quadrature over the 2-D latent (:func:`vaelab.inference.quadrature`), not a bound."""
-    result = inference.quadrature(model.decode, model.likelihood.log_prob_pairs, model.likelihood.log_prob,
-                                  x.to(model.device))
-    return -result.log_px.cpu()
+def exact_group(model: LatentModel, x: torch.Tensor, cfg: EvaluateConfig, seed: int, in_bits: bool) -> dict:
+    """Exact −log p(x) by quadrature over the 2-D latent (:func:`vaelab.inference.quadrature`, not a bound) and
+    the IWAE bound on the **same** images, each with its image-level standard error; the quadrature's converged
+    share and largest error estimate; and the largest difference from a re-run at tighter settings on the first
+    ``cfg.tight_images`` of them. ``in_bits``: also bits/dim of the 8-bit data (dequantised densities)."""
+    lik = model.likelihood
+    q = inference.quadrature(model.decode, lik.log_prob_pairs, lik.log_prob, x.to(model.device))
+    exact = -q.log_px.cpu()
+    gen = torch.Generator(model.device).manual_seed(seed)
+    iwae = metrics.likelihood_bounds(model, x, None, cfg.iwae_samples, gen)["iwae_nll"]
+    out = {**_mean_and_se("exact_nll", exact), **_mean_and_se("iwae_nll", iwae),
+           "exact_converged": q.converged.to(torch.float32).mean().item(),
+           "exact_max_error": q.error.max().item()}
+    if in_bits:
+        out.update(_mean_and_se("exact_bits_per_dim", bits_per_dim(exact)))
+        out.update(_mean_and_se("iwae_bits_per_dim", bits_per_dim(iwae)))
+    if cfg.tight_images > 0:
+        xt = x[:cfg.tight_images].to(model.device)
+        tight = inference.quadrature(model.decode, lik.log_prob_pairs, lik.log_prob, xt, **TIGHT)
+        out["tight_max_diff"] = (tight.log_px.cpu() + exact[:len(xt)]).abs().max().item()
+    return out
 
 
 @torch.no_grad()
@@ -180,26 +236,25 @@ def code_style(model: LatentModel, judge: torch.nn.Module, z_test: torch.Tensor,
 
 @torch.no_grad()
 def yardsticks(model: LatentModel, judge: torch.nn.Module, tests: TestSets, cfg: EvaluateConfig, seed: int,
-               fake: torch.Tensor) -> dict:
-    """The numbers that compare models across decoders: 8-bit bits/dim, the binarised track, sample quality."""
+               fake: torch.Tensor, sets: ImageSets) -> dict:
+    """The numbers that compare models across decoders: 8-bit bits/dim, the binarised track, sample quality.
+    Each group is measured on one image set (``sets.ids``)."""
     out: dict = {}
     unconditional = not model.conditional
     exact = unconditional and model.cfg.latent_dim == 2 and cfg.quadrature_images > 0
     if unconditional and model.likelihood.density:
-        x = _subset(tests.dequantized, cfg.likelihood_images)
         gen = torch.Generator(model.device).manual_seed(seed)
-        nll = metrics.likelihood_bounds(model, x, None, cfg.iwae_samples, gen)["iwae_nll"].mean().item()
-        out["grey8bit"] = {"nll": nll, "bits_per_dim": bits_per_dim(nll)}
+        nll = metrics.likelihood_bounds(model, tests.dequantized[sets.likelihood], None, cfg.iwae_samples, gen)["iwae_nll"]
+        out["grey8bit"] = {**_mean_and_se("nll", nll), **_mean_and_se("bits_per_dim", bits_per_dim(nll))}
         if exact:
-            exact_nll = exact_nll_by_quadrature(model, tests.dequantized[:cfg.quadrature_images]).mean().item()
-            out["grey8bit"].update(exact_nll=exact_nll, exact_bits_per_dim=bits_per_dim(exact_nll))
+            out["grey8bit_exact"] = exact_group(model, tests.dequantized[sets.exact], cfg, seed, in_bits=True)
     if unconditional and model.space.binary:
-        x = _subset(tests.binarized, cfg.binarized_images)
         gen = torch.Generator(model.device).manual_seed(seed)
-        nll = metrics.likelihood_bounds(model, x, None, cfg.binarized_iwae_samples, gen)["iwae_nll"]
-        out["binarized"] = {"iwae_nll": nll.mean().item(), "iwae_se": importance.standard_error(nll)}
+        nll = metrics.likelihood_bounds(model, tests.binarized[sets.binarized], None, cfg.binarized_iwae_samples,
+                                        gen)["iwae_nll"]
+        out["binarized"] = _mean_and_se("iwae_nll", nll)
         if exact:
-            out["binarized"]["exact_nll"] = exact_nll_by_quadrature(model, x).mean().item()
+            out["binarized_exact"] = exact_group(model, tests.binarized[sets.binarized_exact], cfg, seed, in_bits=False)
     out["samples"] = sample_quality(tests.real_features, judges.features(judge, fake), torch.Generator().manual_seed(seed))
     return out
 
@@ -209,24 +264,25 @@ def score(model: LatentModel, judge: torch.nn.Module, train: Split, tests: TestS
           seed: int) -> dict:
     """Every metric of one model on the test split (kNN fitted on the training split's codes)."""
     test = tests.grey
+    sets = image_sets_for(cfg, len(test.images), len(tests.binarized), len(tests.real_features))
     y_train, y_test = (train.labels, test.labels) if model.conditional else (None, None)
     z_train, z_test = metrics.codes(model, train.images, y_train), metrics.codes(model, test.images, y_test)
     mse = metrics.reconstruction_error(model, test.images, z_test, y_test).mean().item()
     out: dict = {"reconstruction": {"mse_per_image": mse, "mse_per_pixel": mse / INPUT_DIM}}
     if model.has_prior:
         gen = torch.Generator(model.device).manual_seed(seed)
-        own = _subset(tests.own(model.space), cfg.likelihood_images)
-        per_image = metrics.likelihood_bounds(model, own, _subset(y_test, cfg.likelihood_images)
-                                              if y_test is not None else None, cfg.iwae_samples, gen)
-        lik = {k: v.mean().item() for k, v in per_image.items()}
-        out["elbo"] = {"neg_elbo": lik["neg_elbo"], "recon": lik["recon"], "kl": lik["kl"],
-                       "kl_bits": lik["kl"] / math.log(2)}
+        pick = sets.likelihood
+        own = tests.own(model.space)[pick]
+        per_image = metrics.likelihood_bounds(model, own, y_test[pick] if y_test is not None else None,
+                                              cfg.iwae_samples, gen)
+        out["elbo"] = {**_mean_and_se("neg_elbo", per_image["neg_elbo"]), "recon": per_image["recon"].mean().item(),
+                       "kl": per_image["kl"].mean().item(), "kl_bits": per_image["kl"].mean().item() / math.log(2)}
         if not model.conditional:
-            out["iwae"] = {"nll": lik["iwae_nll"]}
+            out["iwae"] = _mean_and_se("nll", per_image["iwae_nll"])
         else:
-            pick = torch.randperm(len(test.images), generator=torch.Generator().manual_seed(seed))[:MARGINAL_SUBSET]
-            marginal, per_label = label_marginal_nll(model, tests.own(model.space)[pick], cfg.iwae_samples, gen)
-            out["iwae"] = {"nll_given_y": lik["iwae_nll"], "nll_marginal": marginal.mean().item()}
+            marginal, per_label = label_marginal_nll(model, own, cfg.iwae_samples, gen)
+            out["iwae"] = {**_mean_and_se("nll_given_y", per_image["iwae_nll"]),
+                           **_mean_and_se("nll_marginal", marginal)}
             conditional = {
                 "accuracy": conditional_accuracy(model, judge, CONDITIONAL_SAMPLES,
                                                  torch.Generator(model.device).manual_seed(seed)),
@@ -258,7 +314,7 @@ def score(model: LatentModel, judge: torch.nn.Module, train: Split, tests: TestS
     fake = prior_samples(model, cfg.sample_images, torch.Generator(model.device).manual_seed(seed)) if model.has_prior else None
     out["sharpness"] = sharpness.sharpness_group(decoded(model, z_test, y_test), test.images, fake)
     if model.has_prior:
-        out.update(yardsticks(model, judge, tests, cfg, seed, fake))
+        out.update(yardsticks(model, judge, tests, cfg, seed, fake, sets))
     return out
 
 

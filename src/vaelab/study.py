@@ -10,7 +10,9 @@ import math
 from dataclasses import dataclass, field
 
 from vaelab import claims, stats
+from vaelab.stats import Interval
 from vaelab.config import flatten
+from vaelab.errors import ReportError
 from vaelab.reporting import MISSING, Block, Cell, Contents, Gallery, Heading, Image, Para, Table
 from vaelab.viz.model_figures import KINDS, model_label
 
@@ -23,11 +25,14 @@ FIGURE_CAPTIONS = {
     "latent_by_digit": ("Latent space by digit", "Each digit occupies its own region. The post says a VAE's "
                         "regions are more compact and contiguous than an AE's: the claims table tests it (kNN, silhouette)."),
     "manifold": ("Decoded latent grid", "Decoding evenly spaced points. The post says the VAEs turn every point "
-                 "into a digit and the AE leaves regions of non-digits; the claims table tests it (grid plausibility)."),
+                 "into a digit and the AE leaves regions of non-digits. This grid spans the AE's box and the VAEs' "
+                 "N(0, 1) quantiles 0.05–0.95, so the two cover different things; \"Continuity and sharpness, "
+                 "measured\" scores a grid over each model's own codes instead."),
     "prior_samples": ("Samples from the prior", "Only a model with a prior is generative: decoding z ~ N(0, I) "
                       "gives new digits (the AE has no prior to sample)."),
     "interpolations": ("Latent interpolations", "Straight lines between the codes of two test digits, decoded: "
-                       "the post expects a VAE's in-between images to stay digits more often than an AE's."),
+                       "the post expects a VAE's in-between images to stay digits more often than an AE's "
+                       "(\"Continuity and sharpness, measured\" scores 1,000 such paths per model)."),
     "class_samples": ("One code, every label", "Conditional models only: each column decodes one z ~ N(0, I) "
                       "with the labels 0-9 (rows). The label picks the digit, z the style: slant and "
                       "thickness stay the same down a column."),
@@ -49,6 +54,7 @@ class Inputs:
     train: dict[str, dict[int, dict]]        # model -> seed -> final train/test terms
     evals: dict[str, dict[int, dict]]        # model -> seed -> evaluation metrics
     verdicts: list[claims.Verdict]
+    image_sets: dict[str, dict[str, str]]               # model -> JSON group -> the id of its image set
     forks: list[dict[str, dict[str, claims.Verdict]]]   # per claim: role -> other model -> its verdict
     judge_accuracy: float | None = None
     post_ae: dict[str, str] = field(default_factory=dict)  # "collapsed" model -> the working model it is compared to
@@ -191,43 +197,79 @@ def _mean_ci(inp: Inputs, model: str, key: str) -> stats.Interval | None:
     return stats.mean_ci(values) if values else None
 
 
-DECODER_COLUMNS = [  # (heading, metric key of metrics/eval/<model>.json)
-    ("bits/dim, IWAE (8-bit, dequantised)", "grey8bit.bits_per_dim"),
-    ("bits/dim, exact (quadrature)", "grey8bit.exact_bits_per_dim"),
-    ("binarised NLL, exact (nats)", "binarized.exact_nll"),
-    ("binarised NLL, IWAE K=5000 (nats)", "binarized.iwae_nll"),
-    ("FID", "samples.fid"), ("KID", "samples.kid"), ("precision", "samples.precision"), ("recall", "samples.recall"),
-    ("squared error / image", "reconstruction.mse_per_image"), ("KL (bits)", "elbo.kl_bits"),
+# The "Which decoder?" tables: (title, the JSON group whose image set the table uses, [(heading, metric key)]).
+# One table per image set: numbers of different sets never share a table.
+DECODER_TABLES = [
+    ("Likelihood (IWAE bound, K = evaluate.iwae_samples)", "grey8bit", [
+        ("bits/dim, IWAE (8-bit, dequantised)", "grey8bit.bits_per_dim"),
+        ("−log p(x), IWAE (nats)", "grey8bit.nll"), ("KL (bits)", "elbo.kl_bits")]),
+    ("Exact likelihood beside its bound, on the same images", "grey8bit_exact", [
+        ("bits/dim, exact (quadrature)", "grey8bit_exact.exact_bits_per_dim"),
+        ("bits/dim, IWAE", "grey8bit_exact.iwae_bits_per_dim"),
+        ("IWAE − exact (nats)", None),
+        ("quadrature converged (share)", "grey8bit_exact.exact_converged"),
+        ("largest error estimate (nats)", "grey8bit_exact.exact_max_error"),
+        ("largest change at tighter settings (nats)", "grey8bit_exact.tight_max_diff")]),
+    ("The binarised track: IWAE bound, K = evaluate.binarized_iwae_samples", "binarized", [
+        ("binarised NLL, IWAE (nats)", "binarized.iwae_nll")]),
+    ("The binarised track: exact beside its bound, on the same images", "binarized_exact", [
+        ("binarised NLL, exact (nats)", "binarized_exact.exact_nll"),
+        ("binarised NLL, IWAE (nats)", "binarized_exact.iwae_nll"),
+        ("quadrature converged (share)", "binarized_exact.exact_converged"),
+        ("largest change at tighter settings (nats)", "binarized_exact.tight_max_diff")]),
+    ("Sample quality: prior samples against the test images, in the judge's features", "samples", [
+        ("FID", "samples.fid"), ("KID", "samples.kid"), ("precision", "samples.precision"),
+        ("recall", "samples.recall")]),
 ]
 
 
+def _gap(inp: Inputs, m: str, group: str) -> Interval | None:
+    """IWAE − exact on the same images, per seed, as a mean ± interval over seeds (nats)."""
+    values = [flatten(v).get(f"{group}.iwae_nll", math.nan) - flatten(v).get(f"{group}.exact_nll", math.nan)
+              for v in inp.evals.get(m, {}).values()]
+    values = [v for v in values if math.isfinite(v)]
+    return stats.mean_ci(values) if values else None
+
+
+def image_set_name(inp: Inputs, group: str, models: list[str]) -> str:
+    """The one image set behind ``group`` for ``models`` (a ReportError if they were measured on different sets)."""
+    ids = {inp.image_sets.get(m, {}).get(group) for m in models} - {None}
+    if len(ids) > 1:
+        raise ReportError(f"metrics/eval: `{group}` was measured on different image sets {sorted(ids)} for "
+                          f"{models}: re-run `dvc repro` so that every model uses the same evaluate params")
+    return f"`{ids.pop()}`" if ids else "(not recorded)"
+
+
 def decoder_blocks(inp: Inputs) -> list[Block]:
-    """"Which decoder?": every model with a prior on one yardstick per column, and the post's two complaints
+    """"Which decoder?": every model with a prior, one table per image set, and the post's two complaints
     answered from the same numbers."""
-    generative = [m for m in inp.models if any(_mean_ci(inp, m, k) for _, k in DECODER_COLUMNS[:4])
-                  or _mean_ci(inp, m, "samples.fid")]
+    generative = [m for m in inp.models if _mean_ci(inp, m, "samples.fid")]
     if not generative:
         return []
-    columns = [interval_cells([_mean_ci(inp, m, key) for m in generative]) for _, key in DECODER_COLUMNS]
-    rows = [[model_label(m), *(column[i] for column in columns)] for i, m in enumerate(generative)]
     blocks: list[Block] = [
         Heading("Which decoder?"),
         Para("The post's open ends: fixed-variance decoders \"lose their probabilistic interpretation\", and a "
-             "distribution bounded on [0, 1] should fit the pixels better. One yardstick per column, mean ± 95% "
-             "interval over seeds. **bits/dim**: the discrete 8-bit negative log-likelihood of the test images, "
-             "(NLL + 784 ln 256) / (784 ln 2), from each density's NLL of uniformly dequantised pixels (k + u)/256 "
-             "(Theis et al. 2016); a uniform model scores exactly 8.00, lower is better; only proper densities on "
-             "[0, 1] appear (the Bernoulli on grey pixels is not one). **binarised NLL**: nats per image on one fixed "
-             "binarisation of the test set (the `binarize` stage), exact by quadrature over the 2-D latent and the "
-             "IWAE bound with K = 5000 (± its standard error in `metrics/eval`); anchor: Davidson et al. 2018 "
-             "(Hyperspherical VAE), Table 1, 135.73 ± 0.83 nats for a Gaussian VAE with a 2-D latent. **FID, KID, "
-             "precision, recall**: 10,000 decoded prior samples against the 10,000 test images in the judge's "
-             "features. Likelihood columns use the first `evaluate.likelihood_images` / `quadrature_images` / "
-             "`binarized_images` test images (params.yaml)."),
-        Table(["model", *(h for h, _ in DECODER_COLUMNS)], rows),
-    ]
-    bpd = {m: _mean_ci(inp, m, "grey8bit.exact_bits_per_dim") or _mean_ci(inp, m, "grey8bit.bits_per_dim")
-           for m in generative}
+             "distribution bounded on [0, 1] should fit the pixels better. Mean ± 95% interval over seeds; each "
+             "table names the one image set all its numbers are measured on (`image_sets` in "
+             "`metrics/eval/<model>.json`; a seeded random subset of the test set, not its first images). "
+             "**bits/dim**: the discrete 8-bit negative log-likelihood of the test images, (NLL + 784 ln 256) / "
+             "(784 ln 2), from each density's NLL of uniformly dequantised pixels (k + u)/256 (Theis et al. 2016); "
+             "a uniform model scores exactly 8.00, lower is better; only proper densities on [0, 1] appear (the "
+             "Bernoulli on grey pixels is not one). **Exact**: −log p(x) by quadrature over the 2-D latent, not a "
+             "bound, with the IWAE bound on the same images: their difference is the bound's looseness. "
+             "**binarised NLL**: nats per image on one fixed binarisation of the test set (the `binarize` stage). "
+             "**FID, KID, precision, recall**: decoded prior samples against the test images in the judge's "
+             "features.")]
+    for title, group, columns in DECODER_TABLES:
+        models = [m for m in generative if any(key and _mean_ci(inp, m, key) for _, key in columns)]
+        if not models:
+            continue
+        cells = [interval_cells([(_gap(inp, m, group) if key is None else _mean_ci(inp, m, key)) for m in models])
+                 for _, key in columns]
+        blocks += [Para(f"**{title}.** Image set {image_set_name(inp, group, models)}."),
+                   Table(["model", *(h for h, _ in columns)],
+                         [[model_label(m), *(column[i] for column in cells)] for i, m in enumerate(models)])]
+    bpd = {m: _mean_ci(inp, m, "grey8bit_exact.exact_bits_per_dim") for m in generative}
     bpd = {m: iv for m, iv in bpd.items() if iv is not None}
     fixed = [m for m in bpd if m in inp.fixed_sigma]
     others = {m: iv for m, iv in bpd.items() if m not in inp.fixed_sigma}
@@ -235,17 +277,42 @@ def decoder_blocks(inp: Inputs) -> list[Block]:
         best = min(others, key=lambda m: others[m].mean)
         f = fixed[0]
         blocks.append(Para(
-            f"**The fixed variance.** {model_label(f)} (σ = 1) scores {bpd[f].mean:.2f} bits/dim, worse than the "
-            f"uniform density's 8.00: with σ = 1 on pixels in [0, 1] its normaliser alone costs ½ log 2π per pixel, "
-            f"so it cannot go below 9.33 bits/dim whatever it learns. That is the post's complaint, quantified. "
-            f"The best calibrated decoder here, {model_label(best)}, scores {others[best].mean:.2f} bits/dim: "
-            + ("a density on [0, 1] that is better than uniform." if others[best].mean < 8 else
-               "still no better than uniform at this training length.")))
+            f"**The fixed variance.** {model_label(f)} (σ = 1) scores {bpd[f].mean:.2f} bits/dim (exact), worse than "
+            f"the uniform density's 8.00: with σ = 1 on pixels in [0, 1] its normaliser alone costs ½ log 2π per "
+            f"pixel, so it cannot go below 9.33 bits/dim whatever it learns. That is the post's complaint, "
+            f"quantified. The best calibrated decoder here, {model_label(best)}, scores {others[best].mean:.2f} "
+            "bits/dim: " + ("a density on [0, 1] that is better than uniform." if others[best].mean < 8 else
+                            "still no better than uniform at this training length.")))
+    blocks += disagreement_blocks(inp, generative)
     if inp.sigma_figure:
         blocks += [Image(inp.sigma_figure, "learned sigma per epoch"),
                    Para("σ of the calibrated Gaussian decoders per epoch (first seed; `sigma` column of "
                         "`plots/history/<model>/seed<k>.csv`).", italic=True)]
     return blocks
+
+
+def disagreement_blocks(inp: Inputs, generative: list[str]) -> list[Block]:
+    """Likelihood and sample quality rank the decoders differently (Theis, van den Oord & Bethge 2016): said with
+    the numbers, for the models that have both."""
+    both = {m: (_mean_ci(inp, m, "grey8bit_exact.exact_bits_per_dim"), _mean_ci(inp, m, "samples.fid"))
+            for m in generative}
+    both = {m: (b, f) for m, (b, f) in both.items() if b is not None and f is not None}
+    if len(both) < 2:
+        return []
+    by_bpd = sorted(both, key=lambda m: both[m][0].mean)
+    by_fid = sorted(both, key=lambda m: both[m][1].mean)
+    best_bpd, best_fid = by_bpd[0], by_fid[0]
+    text = (f"**Likelihood and sample quality disagree.** By exact bits/dim the order is "
+            f"{', '.join(f'{model_label(m)} ({both[m][0].mean:.2f})' for m in by_bpd)}; by FID it is "
+            f"{', '.join(f'{model_label(m)} ({both[m][1].mean:.0f})' for m in by_fid)}. ")
+    if best_bpd != best_fid:
+        text += (f"The best density, {model_label(best_bpd)}, has FID rank {by_fid.index(best_bpd) + 1} of "
+                 f"{len(both)}; the best sampler, {model_label(best_fid)}, has bits/dim rank "
+                 f"{by_bpd.index(best_fid) + 1}. A good likelihood does not imply good samples, nor the reverse "
+                 "(Theis, van den Oord & Bethge 2016): each yardstick answers its own question.")
+    else:
+        text += f"Here one model, {model_label(best_bpd)}, leads both."
+    return [Para(text)]
 
 
 def inference_blocks(inp: Inputs) -> list[Block]:
@@ -257,8 +324,13 @@ def inference_blocks(inp: Inputs) -> list[Block]:
         v = r.get(key)
         return f"{v['mean']:.2f} ± {v['se']:.2f}" if v else MISSING
 
+    def number(r: dict, key: str) -> str:
+        return f"{r[key]:.3g}" if key in r else MISSING
+
     rows = [[model_label(m), ms(r, "log_px"), ms(r, "elbo"), *(ms(r, f"iwae_{k}") for k in ks), ms(r, "gap"),
-             ms(r, "approximation_gap"), ms(r, "amortisation_gap")] for m, r in inp.inference.items()]
+             number(r, "exact_converged"), number(r, "exact_max_error")] for m, r in inp.inference.items()]
+    local = [[model_label(m), ms(r, "local_gap"), ms(r, "approximation_gap"), ms(r, "amortisation_gap")]
+             for m, r in inp.inference.items()]
     first = next(iter(inp.inference.values()))
     return [
         Heading("Variational inference, seen"),
@@ -266,14 +338,18 @@ def inference_blocks(inp: Inputs) -> list[Block]:
              "computed: log p(x) = log ∫ p(x|z) p(z) dz by quadrature on adaptive grids (`vaelab.inference`, checked "
              "against closed forms and brute-force sums in its tests), so the gap log p(x) − ELBO is exactly the KL "
              "to the true posterior the ELBO leaves out. The importance-weighted bounds L_K (Burda et al. 2015) climb "
-             "from the ELBO (K = 1) towards log p(x). The gap splits (Cremer, Li & Duvenaud 2018) into the "
-             "**approximation gap** log p(x) − ELBO(q*), where q* is the best Gaussian for each image alone (300 Adam "
-             "steps on its own ELBO), and the **amortisation gap** ELBO(q*) − ELBO(q), what sharing one encoder "
-             f"across all images costs. Nats per image, mean ± standard error over the first {first['images']} test "
-             f"images (gaps split on the first {first['local_images']}), first seed; a conditional model is scored "
-             "given the true label. From `metrics/inference.json`."),
-        Table(["model", "log p(x)", "ELBO", *(f"L_{k}" for k in ks), "gap = KL(q ‖ p(z|x))", "approximation gap",
-               "amortisation gap"], rows),
+             "from the ELBO (K = 1) towards log p(x). Nats per image, mean ± standard error over the images, first "
+             "seed; a conditional model is scored given the true label. From `metrics/inference.json`."),
+        Para(f"**On image set `{first.get('image_set', first['images'])}`** ({first['images']} test images), with the "
+             "quadrature's converged share and largest error estimate (nats)."),
+        Table(["model", "log p(x)", "ELBO", *(f"L_{k}" for k in ks), "gap = KL(q ‖ p(z|x))", "converged",
+               "largest error"], rows),
+        Para(f"**The gap split, on image set `{first.get('local_image_set', first['local_images'])}`** (the first "
+             f"{first['local_images']} of those): the gap on these images is the sum of the **approximation gap** "
+             "log p(x) − ELBO(q*), where q* is the best Gaussian for each image alone (Adam steps on its own ELBO), "
+             "and the **amortisation gap** ELBO(q*) − ELBO(q), what sharing one encoder across all images costs "
+             "(Cremer, Li & Duvenaud 2018)."),
+        Table(["model", "gap on these images", "approximation gap", "amortisation gap"], local),
         *(Image(f"figures/inference/{m}.png", f"{model_label(m)} posteriors") for m in inp.inference),
         Para("Filled: the true posterior p(z|x) of four test digits; lines: the encoder's Gaussian q(z|x). Where the "
              "lines miss the filled region, the ELBO pays the KL above.", italic=True),
@@ -380,6 +456,7 @@ def report_blocks(inp: Inputs) -> list[Block]:
         Heading("The data"), Image("study/data.png", "MNIST training images"),
         *figure_blocks(inp),
         *post_ae_blocks(inp),
+        *measured_blocks(inp),
         *decoder_blocks(inp),
         *inference_blocks(inp),
         *quadrant_blocks(inp),
