@@ -18,7 +18,8 @@ from vaelab.device import resolve_device
 from vaelab.files import md5_of_file, write_atomic
 from vaelab.errors import ConfigError
 from vaelab.layout import Layout
-from vaelab.scorecard import image_sets_for, mean_over_seeds, score, test_sets
+from vaelab.image_sets import image_sets_for
+from vaelab.scorecard import mean_over_seeds, score, test_sets
 from vaelab.stage import parallel_map, publish, run_stage, staging
 
 log = logging.getLogger("vaelab.evaluate")

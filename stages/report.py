@@ -87,9 +87,10 @@ def read_inputs(params: Params, root: Path) -> Inputs:
                                               "fixed_scale", False))
     quadrants = read_json(at.quadrants_metrics) if params.quadrants else {}
     image_sets = {m: read_json(at.eval_metrics(m)).get("image_sets", {}) for m in names}
+    baselines = read_json(at.baselines_metrics)
     return Inputs(names, seeds, figures, train, evals, verdicts, image_sets, forks,
                   read_json(judge).get("test_accuracy") if judge.exists() else None, post, inference,
-                  "study/sigma.png" if sigma_histories(params, root) else None, fixed, quadrants)
+                  "study/sigma.png" if sigma_histories(params, root) else None, fixed, quadrants, baselines)
 
 
 PLOTTED = ("test_loss", "test_mse")  # the history columns `dvc plots` draws (every model's history has them)

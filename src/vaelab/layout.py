@@ -72,6 +72,10 @@ class Layout:
         return self.root / "metrics" / "inference.json"
 
     @property
+    def baselines_metrics(self) -> Path:
+        return self.root / "metrics" / "baselines.json"
+
+    @property
     def quadrants_metrics(self) -> Path:
         return self.root / "metrics" / "quadrants.json"
 

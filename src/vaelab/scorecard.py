@@ -56,6 +56,7 @@ from vaelab.data import INPUT_DIM, NUM_CLASSES, Split, batches
 from vaelab.likelihoods import bits_per_dim
 from vaelab.models.base import LatentModel
 from vaelab.sample_quality import sample_quality
+from vaelab.image_sets import ImageSets, image_sets_for
 from vaelab.spaces import DataSpace, dequantize
 
 SATURATION = 0.01  # a code coordinate this close to its box's edge counts as saturated
@@ -141,36 +142,6 @@ def prior_samples(model: LatentModel, n: int, generator: torch.Generator) -> tor
 
 # Tighter quadrature settings than the default (vaelab.inference.quadrature: coarse 256, radius 5, tol 0.05).
 TIGHT = {"coarse": 384, "radius": 7.0, "tol": 0.02}
-
-
-@dataclass(frozen=True)
-class ImageSets:
-    """The test subsets one evaluation scores on (:mod:`vaelab.image_sets`), and the id of the set behind each
-    JSON group (recorded in metrics/eval/<model>.json as ``image_sets``)."""
-
-    likelihood: torch.Tensor       # indices into the test split
-    exact: torch.Tensor            # the same permutation's first N: inside ``likelihood``
-    binarized: torch.Tensor        # indices into the fixed binarised test set
-    binarized_exact: torch.Tensor
-    ids: dict[str, str]
-
-
-def image_sets_for(cfg: EvaluateConfig, n_test: int, n_binarized: int, n_reference: int) -> ImageSets:
-    """The subsets of a test split of ``n_test`` images (and a binarised set of ``n_binarized``) by ``cfg``."""
-    seed = cfg.image_set_seed
-    sets = {"likelihood": (n_test, cfg.likelihood_images), "exact": (n_test, cfg.quadrature_images),
-            "binarized": (n_binarized, cfg.binarized_images),
-            "binarized_exact": (n_binarized, min(cfg.quadrature_images, cfg.binarized_images or n_binarized))}
-    idx = {k: image_sets.subset(total, n, seed) if n != 0 else torch.empty(0, dtype=torch.int64)
-           for k, (total, n) in sets.items()}
-    name = {k: image_sets.set_id(k, n, seed, total) for k, (total, n) in sets.items()}
-    whole = image_sets.set_id("test", None, seed, n_test)
-    reference = whole if n_reference >= n_test else f"test-first{n_reference}of{n_test}"
-    ids = {"reconstruction": whole, "latent": whole, "continuity": whole, "grid": whole, "sharpness": whole,
-           "samples": reference, "elbo": name["likelihood"], "iwae": name["likelihood"],
-           "grey8bit": name["likelihood"], "grey8bit_exact": name["exact"], "binarized": name["binarized"],
-           "binarized_exact": name["binarized_exact"], "conditional": name["likelihood"], "style": whole}
-    return ImageSets(idx["likelihood"], idx["exact"], idx["binarized"], idx["binarized_exact"], ids)
 
 
 def _mean_and_se(name: str, values: torch.Tensor) -> dict[str, float]:

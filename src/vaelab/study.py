@@ -62,6 +62,7 @@ class Inputs:
     sigma_figure: str | None = None                           # σ per epoch of the calibrated Gaussians
     fixed_sigma: tuple[str, ...] = ()                         # models whose Gaussian decoder has a fixed σ
     quadrants: dict = field(default_factory=dict)             # metrics/quadrants.json (quadrant completion)
+    baselines: dict = field(default_factory=dict)             # metrics/baselines.json: image-set id -> baseline -> numbers
 
 
 def _decimals(x: float, digits: int) -> int:
@@ -269,6 +270,7 @@ def decoder_blocks(inp: Inputs) -> list[Block]:
         blocks += [Para(f"**{title}.** Image set {image_set_name(inp, group, models)}."),
                    Table(["model", *(h for h, _ in columns)],
                          [[model_label(m), *(column[i] for column in cells)] for i, m in enumerate(models)])]
+        blocks += baseline_blocks(inp, group, models)
     bpd = {m: _mean_ci(inp, m, "grey8bit_exact.exact_bits_per_dim") for m in generative}
     bpd = {m: iv for m, iv in bpd.items() if iv is not None}
     fixed = [m for m in bpd if m in inp.fixed_sigma]
@@ -288,6 +290,39 @@ def decoder_blocks(inp: Inputs) -> list[Block]:
         blocks += [Image(inp.sigma_figure, "learned sigma per epoch"),
                    Para("σ of the calibrated Gaussian decoders per epoch (first seed; `sigma` column of "
                         "`plots/history/<model>/seed<k>.csv`).", italic=True)]
+    return blocks
+
+
+BASELINE_NAMES = {  # metrics/baselines.json keys (vaelab.baselines), as the report names them
+    "uniform": "uniform over 256 levels", "histogram": "one 256-bin histogram, all positions",
+    "histogram_per_pixel": "a 256-bin histogram per position (no latent)",
+    "bernoulli_per_pixel": "an independent Bernoulli per position", "bernoulli_mixture": "a mixture of 10 Bernoulli products (EM)"}
+
+
+def baseline_blocks(inp: Inputs, group: str, models: list[str]) -> list[Block]:
+    """The no-latent baselines on the same images as the table of ``group``, and the VAEs ranked against them."""
+    ids = {inp.image_sets.get(m, {}).get(group) for m in models} - {None}
+    found = inp.baselines.get(next(iter(ids))) if len(ids) == 1 else None
+    if not found:
+        return []
+    bits = "bits_per_dim" in next(iter(found.values()))
+    rows = [[BASELINE_NAMES.get(n, n), f"{v['nll']:.1f} ± {v['nll_se']:.1f}",
+             *([f"{v['bits_per_dim']:.3f} ± {v['bits_per_dim_se']:.3f}"] if bits else [])] for n, v in found.items()]
+    blocks: list[Block] = [Para("Baselines with no latent, fitted on the training images, on the same images "
+                                "(`metrics/baselines.json`; ± the standard error over images):"),
+                           Table(["baseline", "−log p(x) (nats)", *(["bits/dim"] if bits else [])], rows)]
+    key = {"grey8bit": "grey8bit.bits_per_dim", "grey8bit_exact": "grey8bit_exact.exact_bits_per_dim",
+           "binarized": "binarized.iwae_nll", "binarized_exact": "binarized_exact.exact_nll"}[group]
+    best = "histogram_per_pixel" if bits else "bernoulli_mixture"
+    if best in found:
+        bar = found[best]["bits_per_dim" if bits else "nll"]
+        vals = {m: iv.mean for m in models if (iv := _mean_ci(inp, m, key)) is not None}
+        beat = [model_label(m) for m, v in vals.items() if v < bar]
+        unit = "bits/dim" if bits else "nats"
+        blocks.append(Para(f"Against the strongest baseline ({BASELINE_NAMES[best]}, {bar:.3f} {unit}): "
+                           + (f"{', '.join(beat)} beat{'s' if len(beat) == 1 else ''} it; " if beat else "no VAE beats it; ")
+                           + (f"{', '.join(model_label(m) for m in vals if model_label(m) not in beat)} do not."
+                              if len(beat) < len(vals) else "every VAE here does.")))
     return blocks
 
 
