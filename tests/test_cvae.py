@@ -161,5 +161,6 @@ def test_score_of_a_conditional_model(mnist_root: Path, test_split: Split) -> No
     assert set(out["iwae"]) == {"nll_given_y", "nll_marginal", "nll_given_y_se", "nll_marginal_se"} and "grid" not in out
     assert out["iwae"]["nll_marginal"] <= out["iwae"]["nll_given_y"] + math.log(NUM_CLASSES)
     assert set(out["conditional"]) == {"accuracy", "bayes_accuracy"}
-    assert set(out["samples"]) == {"fid", "kid", "kid_std", "precision", "recall"}
+    assert set(out["samples"]) == {"fid", "fid_sets_mean", "fid_sets_std", "kid", "kid_std", "precision", "density",
+                                   "coverage"} == set(out["samples_reference"])
     assert all(0 <= v <= 1 for v in out["conditional"].values())

@@ -1,4 +1,4 @@
-"""FID, KID and precision/recall on cases with known answers."""
+"""FID, KID, precision/recall, density and coverage on cases with known answers."""
 
 from __future__ import annotations
 
@@ -48,3 +48,27 @@ def test_precision_recall_identical_disjoint_and_mode_collapse() -> None:
     collapsed = gaussian(1000, z + 0.5, o * 0.1, 2)
     precision, recall = precision_recall(real, collapsed)
     assert precision > 0.9 and recall < 0.3
+
+
+def test_density_and_coverage_of_the_same_distribution_and_of_a_shifted_one() -> None:
+    from vaelab.sample_quality import density_coverage
+
+    gen = torch.Generator().manual_seed(0)
+    real, same = torch.randn(1000, 8, generator=gen), torch.randn(1000, 8, generator=gen)
+    density, coverage = density_coverage(real, same)
+    assert 0.8 < density < 1.2 and coverage > 0.9
+    far_density, far_coverage = density_coverage(real, same + 3.0)
+    assert far_density < 0.05 and far_coverage < 0.1
+    # Mode collapse: samples from one corner keep a high density but cover little.
+    corner = real[real[:, 0] > 1.0]
+    d, c = density_coverage(real, corner[torch.randint(len(corner), (1000,), generator=gen)])
+    assert d > 0.5 and c < 0.3
+
+
+def test_fid_over_disjoint_sets_has_a_spread_and_is_biased_up_at_small_n() -> None:
+    from vaelab.sample_quality import fid_sets
+
+    gen = torch.Generator().manual_seed(1)
+    real, fake = torch.randn(2000, 4, generator=gen), torch.randn(2000, 4, generator=gen) + 0.5
+    mean, std = fid_sets(real, fake)
+    assert std > 0 and mean > fid(real, fake) - 3 * std

@@ -96,7 +96,7 @@ class JudgeConfig:
     """The CNN digit classifier (stage `judge`) whose features and verdicts the evaluation uses."""
 
     channels: int = field(default=32, metadata=_min(1))     # first convolution; the second has twice as many
-    hidden: int = field(default=128, metadata=_min(1))      # the feature layer (FID, KID, precision/recall)
+    hidden: int = field(default=128, metadata=_min(1))      # the feature layer (FID, KID, precision, density, coverage)
     epochs: int = field(default=2, metadata=_min(1))
     batch_size: int = field(default=128, metadata=_min(1))
     lr: float = field(default=1e-3, metadata=_positive())
@@ -115,7 +115,7 @@ class EvaluateConfig:
     binarized_images: int | None = field(default=500, metadata=_between(1, MNIST_TEST_SIZE))
     # −log p(x) by quadrature over 2-d latents (exact, not a bound) on the first N test images (0 = skip).
     quadrature_images: int = field(default=500, metadata=_between(0, MNIST_TEST_SIZE))
-    # Decoded prior samples compared with the 10,000 test images (FID, KID, precision/recall).
+    # Decoded prior samples compared with the 10,000 test images (FID, KID, precision, density, coverage).
     sample_images: int = field(default=10_000, metadata=_between(100, 100_000))
     # Neighbours for the kNN digit classifier in latent space.
     knn_k: int = field(default=10, metadata=_min(1))

@@ -2,7 +2,7 @@
 
 It says whether a decoded latent-grid tile is a digit (its top softmax probability), whether a conditional
 sample shows the requested digit, and its penultimate layer is the feature space of the sample-quality
-metrics (FID, KID, precision/recall: :mod:`vaelab.sample_quality`). It must reach ≥ 99% test accuracy so those
+metrics (FID, KID, precision, density, coverage: :mod:`vaelab.sample_quality`). It must reach ≥ 99% test accuracy so those
 features mean something; two convolutions and one hidden layer do, in about a minute on two CPU cores.
 """
 
@@ -35,7 +35,7 @@ class Judge(nn.Module):
         self.head = nn.Linear(cfg.hidden, NUM_CLASSES)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The penultimate layer: the feature space of FID, KID and precision/recall."""
+        """The penultimate layer: the feature space of FID, KID, precision, density and coverage."""
         return self.hidden(self.conv(x.view(-1, 1, IMAGE_SIDE, IMAGE_SIDE)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

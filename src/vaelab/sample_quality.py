@@ -5,10 +5,17 @@ feature statistics in float64.
 - FID (Heusel et al. 2017, eq. 6): |μ_r − μ_g|² + Tr(Σ_r + Σ_g − 2 (Σ_r Σ_g)^½). Lower is better.
 - KID (Bińkowski et al. 2018, sec. 3): the unbiased MMD² with the kernel k(a, b) = (a·b / d + 1)³, averaged
   over random subsets (its mean and standard deviation). Unbiased: ≈ 0 for two samples of one distribution.
-- Precision and recall (Kynkäänniemi et al. 2019, sec. 3): a sample is inside a set's manifold if it lies in
-  the ball of some member whose radius is that member's distance to its k-th nearest neighbour in the set.
-  Precision: generated samples inside the real manifold (quality); recall: real images inside the
-  generated manifold (coverage).
+- Precision (Kynkäänniemi et al. 2019, sec. 3): the share of generated samples inside the real manifold, the
+  union of balls around each real image with radius its distance to its k-th nearest real neighbour.
+- Density and coverage (Naeem et al. 2020, "Reliable fidelity and diversity metrics for generative models",
+  eq. 3-4, k = 5): density, the mean number of real balls each sample lies in, over k (≈ 1 for samples like the
+  data); coverage, the share of real images whose ball holds at least one sample.
+- Recall (Kynkäänniemi's, real images inside the balls of the *generated* samples) is not reported: the mean
+  images decoded from a 2-D latent lie on a 2-D surface in feature space, so the generated k-NN balls are
+  slivers that hold almost no real image and recall is ≈ 0 for every model, whatever its diversity. Coverage
+  uses the real images' balls instead, which the surface's spread does fill.
+- FID over :data:`FID_SETS` disjoint sets (samples and real images each split in equal parts): the spread of
+  a smaller-N FID. FID is biased upward at smaller N, so their mean is not comparable with the full-N FID.
 """
 
 from __future__ import annotations
@@ -68,15 +75,40 @@ def _inside(points: torch.Tensor, support: torch.Tensor, radii: torch.Tensor, ch
     return hits.double().mean().item()
 
 
+FID_SETS = 5
+
+
 def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3, chunk: int = 1024) -> tuple[float, float]:
     r, f = real.double(), fake.double()
     return (_inside(f, r, _knn_radii(r, k, chunk), chunk), _inside(r, f, _knn_radii(f, k, chunk), chunk))
+
+
+def density_coverage(real: torch.Tensor, fake: torch.Tensor, k: int = 5, chunk: int = 1024) -> tuple[float, float]:
+    """(density, coverage) of Naeem et al. 2020 with the real images' k-NN balls."""
+    r, f = real.double(), fake.double()
+    radii = _knn_radii(r, k, chunk)
+    counts = torch.zeros(len(r), dtype=torch.float64)   # per real ball: how many samples it holds
+    inside_total = 0.0
+    for i in batches(len(f), chunk):
+        hit = _sq_dists(f[i], r) <= radii                # [chunk, real]
+        inside_total += hit.double().sum().item()
+        counts += hit.double().sum(0)
+    return inside_total / (k * len(f)), (counts > 0).double().mean().item()
+
+
+def fid_sets(real: torch.Tensor, fake: torch.Tensor, sets: int = FID_SETS) -> tuple[float, float]:
+    """Mean and sample standard deviation of FID over ``sets`` disjoint (real part, sample part) pairs."""
+    n_r, n_f = len(real) // sets, len(fake) // sets
+    values = torch.tensor([fid(real[i * n_r:(i + 1) * n_r], fake[i * n_f:(i + 1) * n_f]) for i in range(sets)])
+    return values.mean().item(), values.std().item()
 
 
 def sample_quality(real_features: torch.Tensor, fake_features: torch.Tensor,
                    generator: torch.Generator | None = None) -> dict[str, float]:
     """Every sample-quality number of one model, from judge features of real test images and of its samples."""
     kid_mean, kid_std = kid(real_features, fake_features, generator=generator)
-    precision, recall = precision_recall(real_features, fake_features)
-    return {"fid": fid(real_features, fake_features), "kid": kid_mean, "kid_std": kid_std,
-            "precision": precision, "recall": recall}
+    precision, _ = precision_recall(real_features, fake_features)
+    density, coverage = density_coverage(real_features, fake_features)
+    sets_mean, sets_std = fid_sets(real_features, fake_features)
+    return {"fid": fid(real_features, fake_features), "fid_sets_mean": sets_mean, "fid_sets_std": sets_std,
+            "kid": kid_mean, "kid_std": kid_std, "precision": precision, "density": density, "coverage": coverage}

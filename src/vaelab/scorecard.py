@@ -15,8 +15,10 @@ JSON layout of one seed (nats per image unless said otherwise; keys a model cann
                                                       #   `quadrature_images` images (not a bound)
     binarized:      iwae_nll, iwae_se, exact_nll      # Bernoulli models trained on binarised pixels: the fixed
                                                       #   binarised test set, K = binarized_iwae_samples
-    samples:        fid, kid, kid_std, precision, recall  # models with a prior: `sample_images` decoded prior
+    samples:        fid, fid_sets_mean, fid_sets_std, kid, kid_std, precision, density, coverage
+                                                      # models with a prior: `sample_images` decoded prior
                                                       #   samples vs the test images, in the judge's features
+    samples_reference: the same numbers for as many training images as samples (real vs real)
     latent:         knn_accuracy, silhouette, saturated_fraction (bounded latents)
     grid:           confident_fraction                # 2-d latents only, unconditional: the share of the grid of
                                                       #   models.latent_grid the judge calls a digit with confidence
@@ -286,6 +288,9 @@ def score(model: LatentModel, judge: torch.nn.Module, train: Split, tests: TestS
     out["sharpness"] = sharpness.sharpness_group(decoded(model, z_test, y_test), test.images, fake)
     if model.has_prior:
         out.update(yardsticks(model, judge, tests, cfg, seed, fake, sets))
+        # Real against real: as many training images as samples, in the same features (FID's floor here).
+        real_train = judges.features(judge, train.images[:len(fake)])
+        out["samples_reference"] = sample_quality(tests.real_features, real_train, torch.Generator().manual_seed(seed))
     return out
 
 

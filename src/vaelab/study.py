@@ -219,8 +219,9 @@ DECODER_TABLES = [
         ("quadrature converged (share)", "binarized_exact.exact_converged"),
         ("largest change at tighter settings (nats)", "binarized_exact.tight_max_diff")]),
     ("Sample quality: prior samples against the test images, in the judge's features", "samples", [
-        ("FID", "samples.fid"), ("KID", "samples.kid"), ("precision", "samples.precision"),
-        ("recall", "samples.recall")]),
+        ("FID", "samples.fid"), ("FID, 5 disjoint fifths (mean)", "samples.fid_sets_mean"),
+        ("… their s.d.", "samples.fid_sets_std"), ("KID", "samples.kid"), ("precision", "samples.precision"),
+        ("density", "samples.density"), ("coverage", "samples.coverage")]),
 ]
 
 
@@ -259,17 +260,25 @@ def decoder_blocks(inp: Inputs) -> list[Block]:
              "Bernoulli on grey pixels is not one). **Exact**: −log p(x) by quadrature over the 2-D latent, not a "
              "bound, with the IWAE bound on the same images: their difference is the bound's looseness. "
              "**binarised NLL**: nats per image on one fixed binarisation of the test set (the `binarize` stage). "
-             "**FID, KID, precision, recall**: decoded prior samples against the test images in the judge's "
-             "features.")]
+             "**FID, KID, precision, density, coverage**: decoded prior samples against the test images in the "
+             "judge's features, beside the same numbers for as many training images (real against real: the floor "
+             "a perfect sampler would reach); recall is left out, being ≈ 0 for every 2-D latent (see "
+             "`vaelab.sample_quality`).")]
     for title, group, columns in DECODER_TABLES:
         models = [m for m in generative if any(key and _mean_ci(inp, m, key) for _, key in columns)]
         if not models:
             continue
-        cells = [interval_cells([(_gap(inp, m, group) if key is None else _mean_ci(inp, m, key)) for m in models])
-                 for _, key in columns]
+        labels = [model_label(m) for m in models]
+        per_row = [[(_gap(inp, m, group) if key is None else _mean_ci(inp, m, key)) for m in models]
+                   for _, key in columns]
+        if group == "samples":   # the real-against-real floor, in the same features, as one more row
+            labels.append("training images (real vs real)")
+            for column, (_, key) in zip(per_row, columns):
+                column.append(_mean_ci(inp, models[0], key.replace("samples.", "samples_reference.")))
+        cells = [interval_cells(column) for column in per_row]
         blocks += [Para(f"**{title}.** Image set {image_set_name(inp, group, models)}."),
                    Table(["model", *(h for h, _ in columns)],
-                         [[model_label(m), *(column[i] for column in cells)] for i, m in enumerate(models)])]
+                         [[label, *(column[i] for column in cells)] for i, label in enumerate(labels)])]
         blocks += baseline_blocks(inp, group, models)
     bpd = {m: _mean_ci(inp, m, "grey8bit_exact.exact_bits_per_dim") for m in generative}
     bpd = {m: iv for m, iv in bpd.items() if iv is not None}
