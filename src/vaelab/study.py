@@ -28,6 +28,9 @@ FIGURE_CAPTIONS = {
                  "into a digit and the AE leaves regions of non-digits. This grid spans the AE's box and the VAEs' "
                  "N(0, 1) quantiles 0.05–0.95, so the two cover different things; \"Continuity and sharpness, "
                  "measured\" scores a grid over each model's own codes instead."),
+    "own_grid": ("Decoded grid over each model's own codes", "The same number of tiles over the per-axis 1–99% "
+                 "quantiles of the model's test codes, so that every grid covers its data; its realness and empty "
+                 "cells are in \"Continuity and sharpness, measured\"."),
     "prior_samples": ("Samples from the prior", "Only a model with a prior is generative: decoding z ~ N(0, I) "
                       "gives new digits (the AE has no prior to sample)."),
     "interpolations": ("Latent interpolations", "Straight lines between the codes of two test digits, decoded: "

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from vaelab import metrics
+from vaelab import continuity, metrics
 from vaelab.config import FiguresConfig
 from vaelab.data import NUM_CLASSES, Split
 from vaelab.files import atomic_path
@@ -22,7 +22,7 @@ from vaelab.viz import charts, conditional_figures, images
 
 log = logging.getLogger(__name__)
 # Every figure kind a model can have, in report order; file name = kind + ".png".
-KINDS = ("reconstructions", "latent", "latent_by_digit", "manifold", "prior_samples", "interpolations",
+KINDS = ("reconstructions", "latent", "latent_by_digit", "manifold", "own_grid", "prior_samples", "interpolations",
          "class_samples", "style_transfer")
 CONDITIONAL_KINDS = ("class_samples", "style_transfer")  # drawn by vaelab.viz.conditional_figures
 
@@ -37,6 +37,7 @@ def expected_kinds(model: LatentModel) -> list[str]:
     class samples and style transfer only for a conditional model (class samples: with a prior)."""
     return [k for k in KINDS if not ((k in ("prior_samples", "class_samples") and not model.has_prior)
                                      or (k == "manifold" and model.cfg.latent_dim != 2)
+                                     or (k == "own_grid" and (model.cfg.latent_dim != 2 or model.conditional))
                                      or (k in CONDITIONAL_KINDS and not model.conditional))]
 
 
@@ -85,6 +86,10 @@ def model_figures(name: str, model: LatentModel, test: Split, fig: FiguresConfig
         yg = None if fixed is None else fixed.expand(len(grid))
         out["manifold"] = images.manifold(model.mean_image(grid, yg), model.latent_axis(fig.grid_size),
                                           f"{label}: decoded latent grid ({where}{given})")
+        if fixed is None:   # the grid over the model's own codes (1-99% quantiles), as the evaluation scores it
+            own, _, _ = continuity.own_grid(codes, fig.grid_size)
+            out["own_grid"] = images.image_grid(model.mean_image(own), fig.grid_size,
+                                                f"{label}: decoded grid over its own codes' 1–99% quantiles")
     else:
         log.info("%s: latent size %d, not 2: manifold grid skipped", name, cfg.latent_dim)
     gen = torch.Generator().manual_seed(seed)
