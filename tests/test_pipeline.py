@@ -12,6 +12,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from helpers import NEW_MODEL, REPO, run, seeds_of, set_params
+from vaelab.claims import VERDICTS
 from vaelab.files import md5_of_file
 from vaelab.viz.model_figures import model_label
 
@@ -51,7 +52,7 @@ def test_every_model_and_seed_flows_through_every_stage(tiny_pipeline: Path) -> 
         assert f"| {model_label(m)} " in report or f" {model_label(m)} |" in report
     claims = json.loads((tiny_pipeline / "metrics" / "claims.json").read_text())
     assert len(claims) == len(params["claims"])
-    assert all(c["verdict"] in ("supported", "contradicted", "inconclusive") for c in claims)
+    assert all(c["verdict"] in VERDICTS for c in claims)
 
 
 def test_each_seed_is_one_run_with_exactly_its_own_figures_and_eval_metrics(tiny_pipeline: Path) -> None:
