@@ -379,9 +379,9 @@ BASELINE_NAMES = {  # metrics/baselines.json keys (vaelab.baselines), as the rep
 
 def baseline_blocks(inp: Inputs, group: str, models: list[str]) -> list[Block]:
     """The no-latent baselines on the same images as the table of ``group``, and the VAEs ranked against them."""
-    keys = {"grey8bit": "grey8bit.bits_per_dim", "grey8bit_exact": "grey8bit_exact.exact_bits_per_dim",
-            "binarized": "binarized.iwae_nll", "binarized_exact": "binarized_exact.exact_nll"}
-    if group not in keys:   # the sample-quality table has its own reference row
+    # A likelihood table's headline column is its first; the sample-quality table has its own reference row.
+    keys = {g: columns[0][1] for _, g, columns in DECODER_TABLES if g != "samples"}
+    if group not in keys:
         return []
     ids = {inp.image_sets.get(m, {}).get(group) for m in models} - {None}
     found = inp.baselines.get(next(iter(ids))) if len(ids) == 1 else None
