@@ -124,6 +124,7 @@ def stage_outs(stage: str, key: str = "${key}") -> list[str]:
     per_stage = {
         "download": [at.raw],
         "binarize": [at.binarized],
+        "baselines": [at.baselines_metrics],
         "judge": [at.judge_dir, at.judge_metrics],
         "train": [at.model_dir(key), at.train_metrics(key), at.history_dir(key)],
         "figures": [at.figures(key)],
