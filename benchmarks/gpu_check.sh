@@ -39,9 +39,9 @@ echo "== training benchmark on CUDA (S = 3 and 10 seeds stacked, one process)"
 import time, torch
 from benchmarks.speed import build, macs
 from vaelab import models
-from vaelab.config import TrainConfig
-from vaelab.data import load_split
-from vaelab.loop import fit_stacked
+from vaelab.core.config import TrainConfig
+from vaelab.data.mnist import load_split
+from vaelab.training.loop import fit_stacked
 train = load_split("data", "train", 60000)
 flop = 6 * macs(build())
 for s in (1, 3, 10):

@@ -4,7 +4,7 @@ numbers depend on the machine and its load).
 One run measures, in the same process and with 2 threads (the evaluation's setting):
 
 1. the fp32 matrix-product peak, 2048³ (median of 7);
-2. :func:`vaelab.importance.estimate` at K = 1000 on the study's VAE decoder (2 → 128 → 256 → 512 → 784, ReLU,
+2. :func:`vaelab.measures.importance.estimate` at K = 1000 on the study's VAE decoder (2 → 128 → 256 → 512 → 784, ReLU,
    Bernoulli likelihood, random weights: the arithmetic does not depend on them), in decoder GFLOP/s (2 per
    multiply-accumulate of the decoder's linear layers; the likelihood and the sampling count as overhead)
    and as a fraction of the peak;
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import torch
 
-from vaelab import importance
-from vaelab.distributions import DiagonalGaussian
-from vaelab.likelihoods import Bernoulli
+from vaelab.core.distributions import DiagonalGaussian
+from vaelab.measures import importance
 from vaelab.models.layers import StackedLinear, mlp
+from vaelab.models.likelihoods import Bernoulli
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the peak measured as benchmarks/speed.py measures it
 from speed import matmul_peak  # noqa: E402

@@ -1,4 +1,4 @@
-"""C2ST of the two amortised posterior estimators of :mod:`vaelab.posterior_nets` (not a test: the numbers
+"""C2ST of the two amortised posterior estimators of :mod:`vaelab.sbi.posterior_nets` (not a test: the numbers
 depend on the budget, and the times on the machine and its load).
 
 For ``gaussian_linear`` and ``two_moons`` with 10^3 and 10^4 simulations, each variant is trained through the
@@ -39,12 +39,21 @@ from typing import Callable
 import torch
 from sbi.utils.metrics import c2st
 
-from vaelab.config import TrainConfig
-from vaelab.errors import DataError
-from vaelab.posterior_nets import (DEFAULT_COMPONENTS, DEFAULT_HIDDEN, DEFAULT_LATENT, AmortizedPosterior,
-                                   BlackBoxVI, PosteriorCVAE, fit_bbvi, fit_cvae, simulations)
-from vaelab.sbi_tasks import SBITask, get_task
-from vaelab import sbibm_files
+from vaelab.core.config import TrainConfig
+from vaelab.core.errors import DataError
+from vaelab.sbi import sbibm_files
+from vaelab.sbi.posterior_nets import (
+    DEFAULT_COMPONENTS,
+    DEFAULT_HIDDEN,
+    DEFAULT_LATENT,
+    AmortizedPosterior,
+    BlackBoxVI,
+    PosteriorCVAE,
+    fit_bbvi,
+    fit_cvae,
+    simulations,
+)
+from vaelab.sbi.tasks import SBITask, get_task
 
 ROOT = os.environ.get("SBIBM_ROOT", str(sbibm_files.DEFAULT_ROOT))
 TASKS = tuple(os.environ.get("TASKS", "gaussian_linear,two_moons").split(","))

@@ -66,9 +66,9 @@ def _train(seeds: list[int], threads: int, images: int, barrier=None) -> float:
     """Seconds for one epoch of ``images`` training images of ``seeds`` stacked, through the train stage's loop
     (after a short warm-up; ``barrier`` lines up parallel workers before the clock starts)."""
     from vaelab import models
-    from vaelab.config import TrainConfig
-    from vaelab.data import load_split
-    from vaelab.loop import fit_stacked
+    from vaelab.core.config import TrainConfig
+    from vaelab.data.mnist import load_split
+    from vaelab.training.loop import fit_stacked
 
     torch.set_num_threads(threads)
     train = load_split("data", "train", images)
@@ -109,7 +109,7 @@ def train_torchvision(images: int) -> float:
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
-    from vaelab.optim import make_adam
+    from vaelab.training.optim import make_adam
 
     model = build()
     opt = make_adam(model.parameters(), 1e-3)

@@ -5,13 +5,13 @@ Definitions, all wall-clock seconds, each the median of ``repeats`` fresh proces
 
 - ``stages``: for each program of dvc.yaml, run with its exact command line there (first model of a
   ``foreach``; the ``stages/*.py`` outside dvc.yaml with their defaults), from just before the process is
-  spawned until :func:`vaelab.stage.run_stage` is about to call the stage's work: ``VAELAB_EXIT_BEFORE_WORK``
+  spawned until :func:`vaelab.pipeline.stage.run_stage` is about to call the stage's work: ``VAELAB_EXIT_BEFORE_WORK``
   makes it write the wall clock and its loaded modules there and exit without reading or writing anything. It includes the interpreter's start and every module-level
   import; ``heavy`` lists the heavy packages already imported by then.
 - ``first_use``: start-up costs the work pays on its first call, each in a fresh process after ``import torch``
   (so torch's own 2-3 s is not counted twice): ``import mlflow``; ``tracking.setup`` on an existing SQLite
   store; building and stepping ``torch.optim.Adam(fused=True)`` (which imports ``torch._dynamo``) and
-  :func:`vaelab.optim.make_adam` (which does not).
+  :func:`vaelab.training.optim.make_adam` (which does not).
 - ``step_ms``: milliseconds per training step (forward, backward, optimizer step) of the default MLP VAE
   (784-512-256-128-4 encoder, 2-128-256-512-784 decoder), batch 128, for each optimizer, at 1 and 2 threads
   (median over timed blocks after a warm-up).
@@ -104,8 +104,8 @@ def first_use(repeats: int) -> dict:
             "tracking.setup (existing store, incl. import mlflow)": _fresh(setup, repeats),
             "torch.optim.Adam(fused=True): build + first step": _fresh(
                 step.format("torch.optim.Adam(m.parameters(), lr=1e-3, fused=True)", True), repeats),
-            "vaelab.optim.make_adam: build + first step": _fresh(
-                "from vaelab.optim import make_adam\n" + step.format("make_adam(m.parameters(), 1e-3)", False),
+            "vaelab.training.optim.make_adam: build + first step": _fresh(
+                "from vaelab.training.optim import make_adam\n" + step.format("make_adam(m.parameters(), 1e-3)", False),
                 repeats),
         }
 
@@ -115,7 +115,7 @@ def step_ms(threads: int, steps: int = 60, blocks: int = 5) -> dict[str, float]:
     import torch
 
     from vaelab import models
-    from vaelab.optim import make_adam
+    from vaelab.training.optim import make_adam
 
     torch.set_num_threads(threads)
     spec = models.spec_from_dict({"kind": "vae", "likelihood": {"name": "bernoulli"}, "latent_dim": 2,

@@ -12,12 +12,12 @@ counted, per stage:
 - ``evaluate@<model>``: every seed's codes of the training and test sets, the reconstructions, the K-sample
   importance-weighted decoder passes of each likelihood table (own space, 8-bit track, binarised track, a
   conditional model's ten labels), the quadrature's coarse grid (``coarse``² rows per image, as
-  :func:`vaelab.inference.quadrature`'s default), and the prior samples with their judge features;
+  :func:`vaelab.measures.inference.quadrature`'s default), and the prior samples with their judge features;
 - ``inference``: per listed model, the largest K's decoder passes, the local fits' steps and their evaluation;
 - ``quadrants``: every setting's baseline and CVAE epochs and the S-sample scoring of the test images.
 
 Measured wall times are the last ``dvc repro``'s, from ``.vaelab/stage-times.jsonl`` (every stage appends its
-time there, :func:`vaelab.stage.record_time`); stages without a record show "-". The peak is measured now, the
+time there, :func:`vaelab.pipeline.stage.record_time`); stages without a record show "-". The peak is measured now, the
 times then: quote the ratio with that caveat, or run this right after ``make repro`` on an idle machine::
 
     PYTHONPATH=src:. python benchmarks/study.py     # or: make bench
@@ -33,12 +33,12 @@ import click
 import torch
 
 from vaelab import models
-from vaelab.config import MNIST_TRAIN_SIZE, Params, load_params
-from vaelab.data import INPUT_DIM, SPLIT_SIZES
+from vaelab.core.config import MNIST_TRAIN_SIZE, Params, load_params
+from vaelab.data.mnist import INPUT_DIM, SPLIT_SIZES
 from vaelab.models.layers import StackedLinear
 
-COARSE = 256           # vaelab.inference.quadrature's default coarse grid (coarse² rows per image)
-LOCAL_SAMPLES = 16     # vaelab.inference.fit_local_gaussian's samples per step
+COARSE = 256           # vaelab.measures.inference.quadrature's default coarse grid (coarse² rows per image)
+LOCAL_SAMPLES = 16     # vaelab.measures.inference.fit_local_gaussian's samples per step
 LOCAL_EVAL = 1000      # ... and its evaluation samples
 
 
@@ -56,7 +56,7 @@ def stage_flops(params: Params) -> dict[str, float]:
     """FLOPs of every stage of the default study (see the module docstring for what is counted)."""
     n_train = params.data.train_size or MNIST_TRAIN_SIZE
     n_test = params.data.test_size or SPLIT_SIZES["test"]
-    from vaelab.quadrants import parse_config
+    from vaelab.studies.quadrants import parse_config
 
     ev, inf, quad = params.evaluate, params.inference, parse_config(params.quadrants)
     judge = judge_macs(params.judge.channels, params.judge.hidden)

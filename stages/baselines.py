@@ -1,4 +1,4 @@
-"""DVC stage `baselines`: likelihoods with no latent (:mod:`vaelab.baselines`), fitted on the training images and
+"""DVC stage `baselines`: likelihoods with no latent (:mod:`vaelab.measures.baselines`), fitted on the training images and
 scored on exactly the image sets of the evaluation's likelihood tables; writes ``metrics/baselines.json`` keyed by
 image-set id."""
 
@@ -10,15 +10,15 @@ from pathlib import Path
 import click
 import torch
 
-from vaelab import baselines as bl
-from vaelab import image_sets
-from vaelab.config import Params, load_params
-from vaelab.data import load_binarized_test, load_split
-from vaelab.files import write_atomic
-from vaelab.layout import Layout
-from vaelab.image_sets import image_sets_for
-from vaelab.spaces import binarize
-from vaelab.stage import publish, run_stage, staging
+from vaelab.core.config import Params, load_params
+from vaelab.core.files import write_atomic
+from vaelab.data import image_sets
+from vaelab.data.image_sets import image_sets_for
+from vaelab.data.mnist import load_binarized_test, load_split
+from vaelab.data.spaces import binarize
+from vaelab.measures import baselines as bl
+from vaelab.core.layout import Layout
+from vaelab.pipeline.stage import publish, run_stage, staging
 
 
 def score(params: Params, root: Path = Path(".")) -> dict:

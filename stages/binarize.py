@@ -10,10 +10,10 @@ import click
 import numpy as np
 import torch
 
-from vaelab.config import Params, load_params
-from vaelab.data import load_split
-from vaelab.spaces import binarize
-from vaelab.stage import publish, run_stage, staging
+from vaelab.core.config import Params, load_params
+from vaelab.data.mnist import load_split
+from vaelab.data.spaces import binarize
+from vaelab.pipeline.stage import publish, run_stage, staging
 
 
 def write_binarized_test(params: Params, root: Path = Path(".")) -> Path:

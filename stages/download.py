@@ -2,9 +2,9 @@
 
 import click
 
-from vaelab.stage import run_stage
-from vaelab.config import load_params
-from vaelab.download import download_mnist, mirrors_from_env
+from vaelab.core.config import load_params
+from vaelab.data.download import download_mnist, mirrors_from_env
+from vaelab.pipeline.stage import run_stage
 
 
 @click.command()

@@ -1,43 +1,28 @@
-"""DVC stage `figures@<model>`: draw one trained model's figures (its first seed; never retrains), attach them to
-exactly the MLflow run that trained that checkpoint, and publish them under ``reports/figures/<model>/``."""
+"""DVC stage `figures@<model>`: draw one trained model's figures from its first seed (never retrains), attach them
+to the MLflow run that trained that checkpoint, and publish them under ``reports/figures/<model>/``."""
 
-from __future__ import annotations
-
-import logging
 from pathlib import Path
 
 import click
 
 from vaelab import models, tracking
-from vaelab.config import Params, load_params
-from vaelab.data import load_split
-from vaelab.files import md5_of_file
-from vaelab.layout import Layout
-from vaelab.stage import publish, run_stage, staging
+from vaelab.core.config import Params, load_params
+from vaelab.core.layout import Layout
+from vaelab.data.mnist import load_split
+from vaelab.pipeline.stage import outputs, run_stage
 from vaelab.viz.model_figures import model_figures, save_figures
 
-log = logging.getLogger("vaelab.figures")
 
-
-def draw(params: Params, name: str, root: Path = Path(".")) -> list[Path]:
+def draw(params: Params, name: str, root: Path = Path(".")) -> None:
     models.spec_of(params, name)  # a clear error for an unknown name
-    seed = params.seeds_of(name)[0]
-    at = Layout(root)
-    path = at.checkpoint(name, seed)
-    model = models.load(path)
-    experiment_id = tracking.setup(params.mlflow.experiment)
-    run_id = tracking.run_for_checkpoint(experiment_id, name, seed, md5_of_file(path), f"figures@{name}")
-    figs = model_figures(name, model, load_split(root / "data", "test", params.data.test_size), params.figures, seed)
-    with staging(root, "figures") as staged:
+    seed, at = params.seeds_of(name)[0], Layout(root)
+    runs = tracking.CheckpointRuns(params, name, f"figures@{name}", root)
+    figs = model_figures(name, models.load(at.checkpoint(name, seed)),
+                         load_split(root / "data", "test", params.data.test_size), params.figures, seed)
+    with outputs(root, "figures", replace=[at.rel(at.figures(name))]) as staged:
         folder = Layout(staged).figures(name)
         save_figures(figs, folder, params.figures.dpi)
-        tracking.log_artifacts(run_id, folder, "figures")
-        parent = tracking.run_tag(run_id, "mlflow.parentRunId")
-        if parent:  # the model's run shows them too
-            tracking.log_artifacts(parent, folder, "figures")
-        written = publish(staged, root, replace=[at.rel(at.figures(name))])
-    log.info("%s: %d figures in reports/figures/%s, logged to MLflow run %s", name, len(written), name, run_id)
-    return written
+        runs.figures(seed, folder)
 
 
 @click.command()

@@ -1,143 +1,31 @@
-"""DVC stage `inference`: variational inference made visible, for the 2-D models named in params.yaml `inference`.
-
-With a 2-D latent the true posterior p(z|x) ∝ p(x|z) p(z) and log p(x) can be computed on grids
-(:func:`vaelab.inference.quadrature`). For the first seed of each model and the first test images (in the model's
-own data space; a conditional model given the true label), a seeded random subset of the test images (the
-evaluation's exact set, :mod:`vaelab.image_sets`), this measures, in nats per image:
-
-- log p(x) by quadrature, the ELBO, and the importance-weighted bounds L_K for several K, which must climb to
-  log p(x): the gap log p(x) − ELBO is exactly KL(q(z|x) ‖ p(z|x)), the term the ELBO leaves out;
-- that gap split as in Cremer, Li & Duvenaud (2018): the approximation gap (the best Gaussian q*, fitted per
-  image) and the amortisation gap (what sharing one encoder across images costs), on the first
-  ``local_images`` of the set, beside the whole gap on those same images (``local_gap``: the parts add up to it);
-- the quadrature's converged share and largest error estimate.
-
-Outputs: ``metrics/inference.json`` and ``reports/figures/inference/<model>.png`` (true posterior contours with
-the encoder's q(z|x) over them, for a few test digits).
-"""
-
-from __future__ import annotations
+"""DVC stage `inference`: variational inference made visible for the 2-D models of params.yaml `inference`
+(:mod:`vaelab.studies.elbo_gaps`: exact posteriors and log p(x) by quadrature, the ELBO's gaps, first seed; one
+model a worker). Writes ``metrics/inference.json`` and ``reports/figures/inference/<model>.png``."""
 
 import json
-import logging
 from pathlib import Path
 
 import click
-import torch
 
-from vaelab import image_sets, importance, inference, models
-from vaelab.config import Params, load_params
-from vaelab.data import load_binarized_test, load_split
-from vaelab.files import write_atomic
-from vaelab.scorecard import test_images
-from vaelab.layout import Layout
-from vaelab.stage import parallel_map, publish, run_stage, staging
+from vaelab.core.config import Params, load_params
+from vaelab.core.files import write_atomic
+from vaelab.core.layout import Layout
+from vaelab.pipeline.stage import outputs, parallel_map, run_stage
+from vaelab.studies import elbo_gaps
 from vaelab.viz.charts import posterior_contours
 from vaelab.viz.model_figures import model_label, save_figures
 
-log = logging.getLogger("vaelab.inference")
-
-
-def summary(values: torch.Tensor) -> dict[str, float]:
-    """{mean, se} over images, as metrics/inference.json holds each number (:func:`vaelab.importance.mean_se`)."""
-    mean, se = importance.mean_se(values)
-    return {"mean": mean, "se": se}
-
-
-def groups(model, y: torch.Tensor | None):
-    """(indices, decoder) per group of images sharing a decoder: all images for an unconditional model, one
-    group per label for a conditional one (its decoder, given y, is a different function of z per label)."""
-    if y is None:
-        return [(None, model.decode)]
-    out = []
-    for label in y.unique().tolist():
-        fixed = torch.full((1,), label, dtype=torch.int64)
-        out.append(((y == label).nonzero().flatten(), lambda z, fixed=fixed: model.decode(z, fixed.expand(len(z)))))
-    return out
-
-
-def study_model(params: Params, name: str, root: Path) -> tuple[dict, object]:
-    cfg = params.inference
-    seed = params.seeds_of(name)[0]
-    model = models.load(Layout(root).checkpoint(name, seed))
-    lik = model.likelihood
-    test = load_split(root / "data", "test")
-    # The exact set of the evaluation (same seed): in draw order, so the first `local_images` are its nested subset.
-    pick = image_sets.drawn(len(test.images), cfg.images, params.evaluate.image_set_seed)
-    x = test_images(model.space, test, load_binarized_test(root / "data"), seed)[pick]
-    labels = test.labels[pick]
-    y = labels if model.conditional else None
-    with torch.no_grad():
-        q = model.encode(x, y)
-    mu, logvar = q.mean, q.logvar
-    n, k = cfg.local_images, cfg.figure_digits
-    log_px, post_mean, post_cov = torch.empty(len(x)), torch.empty(len(x), 2), torch.empty(len(x), 2, 2)
-    elbo, iwae = torch.empty(len(x)), {kk: torch.empty(len(x)) for kk in cfg.iwae_ks}
-    elbo_local, elbo_enc = torch.empty(n), torch.empty(n)
-    converged, error = torch.empty(len(x), dtype=torch.bool), torch.empty(len(x))
-    gen = torch.Generator().manual_seed(seed)
-    for idx, decode in groups(model, y):
-        idx = torch.arange(len(x)) if idx is None else idx
-        xs, ms, ls = x[idx], mu[idx], logvar[idx]
-        with torch.no_grad():
-            exact = inference.quadrature(decode, lik.log_prob_pairs, lik.log_prob, xs)
-            log_px[idx], post_mean[idx], post_cov[idx] = exact.log_px, exact.mean, exact.cov
-            converged[idx], error[idx] = exact.converged, exact.error
-            bounds = inference.iwae_bounds(decode, lik.log_prob, xs, ms, ls, tuple(cfg.iwae_ks), gen)
-            elbo[idx] = bounds.elbo
-            for kk, v in bounds.iwae.items():
-                iwae[kk][idx] = v
-        local = idx < n
-        if local.any():
-            li = idx[local]
-            _, _, elbo_local[li] = inference.fit_local_gaussian(decode, lik.log_prob, x[li], mu[li], logvar[li],
-                                                                steps=cfg.local_steps, generator=gen)
-            with torch.no_grad():
-                elbo_enc[li] = inference.elbo(decode, lik.log_prob, x[li], mu[li], logvar[li], generator=gen)
-    split = inference.gaps(log_px[:n], elbo_local, elbo_enc)
-    total, set_seed = len(test.images), params.evaluate.image_set_seed
-    result = {
-        "images": cfg.images,
-        "image_set": image_sets.set_id("exact", cfg.images, set_seed, total),
-        "log_px": summary(log_px),
-        "exact_converged": converged.to(torch.float32).mean().item(),
-        "exact_max_error": error.max().item(),
-        "elbo": summary(elbo),
-        "gap": summary(log_px - elbo),
-        **{f"iwae_{kk}": summary(v) for kk, v in iwae.items()},
-        # The split, and the whole gap it splits, on the same images: the parts add up to it.
-        "local_images": n,
-        "local_image_set": image_sets.set_id("exact", n, set_seed, total),
-        "local_gap": summary(log_px[:n] - elbo_enc),
-        "approximation_gap": summary(split["approximation"]),
-        "amortisation_gap": summary(split["amortisation"]),
-    }
-    grids = []
-    for i in range(k):
-        decode = groups(model, None if y is None else y[i:i + 1])[0][1]
-        with torch.no_grad():
-            grids.append(inference.posterior_grid(decode, lik.log_prob, x[i:i + 1], mu[i:i + 1], logvar[i:i + 1],
-                                                  post_mean[i:i + 1], post_cov[i:i + 1], log_px[i:i + 1]))
-    figure = posterior_contours(grids, labels[:k].tolist(), f"{model_label(name)}: the true posterior p(z|x) "
-                                "(filled) and the encoder's q(z|x) (lines)")
-    log.info("%s: log p(x) %.2f, ELBO %.2f, gap %.2f nats", name, result["log_px"]["mean"], result["elbo"]["mean"],
-             result["gap"]["mean"])
-    return result, figure
+TITLE = ": the true posterior p(z|x) (filled) and the encoder's q(z|x) (lines)"
 
 
 def study(params: Params, root: Path = Path(".")) -> dict:
-    names = [n for n in params.inference.models if n in params.models]
-    for n in names:
-        models.spec_of(params, n)
-    results = parallel_map(study_model, [(params, n, root) for n in names], gflop_per_call=1e4)
-    with staging(root, "inference") as staged:
-        out = {n: r for n, (r, _) in zip(names, results)}
-        at = Layout(staged)
-        write_atomic(at.inference_metrics, json.dumps(out, indent=2) + "\n")
-        save_figures({n: f for n, (_, f) in zip(names, results)}, at.figures("inference"),
-                     params.figures.dpi)
-        publish(staged, root, replace=[at.rel(at.figures("inference"))])
-    return out
+    names = elbo_gaps.model_names(params)
+    results = dict(zip(names, parallel_map(elbo_gaps.study_model, [(params, n, root) for n in names], 1e4)))
+    with outputs(root, "inference", replace=[Layout().rel(Layout().figures("inference"))]) as staged:
+        write_atomic(Layout(staged).inference_metrics, json.dumps({n: r.numbers for n, r in results.items()}, indent=2) + "\n")
+        save_figures({n: posterior_contours(r.grids, r.labels, model_label(n) + TITLE) for n, r in results.items()},
+                     Layout(staged).figures("inference"), params.figures.dpi)
+    return {n: r.numbers for n, r in results.items()}
 
 
 @click.command()

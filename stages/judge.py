@@ -7,13 +7,13 @@ from pathlib import Path
 
 import click
 
-from vaelab import judge as judges
-from vaelab.config import Params, load_params
-from vaelab.data import load_split
-from vaelab.device import resolve_device
-from vaelab.files import write_atomic
-from vaelab.layout import Layout
-from vaelab.stage import publish, run_stage, staging
+from vaelab.core.config import Params, load_params
+from vaelab.core.device import resolve_device
+from vaelab.core.files import write_atomic
+from vaelab.data.mnist import load_split
+from vaelab.measures import judge as judges
+from vaelab.core.layout import Layout
+from vaelab.pipeline.stage import publish, run_stage, staging
 
 
 def train_judge(params: Params, root: Path = Path(".")) -> dict:

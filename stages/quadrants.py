@@ -1,10 +1,10 @@
 """DVC stage `quadrants`: Sohn, Lee & Yan's structured-output task (NeurIPS 2015), quadrant completion.
 
 For each setting of params.yaml ``quadrants.given`` (1, 2 or 3 given quadrants of a digit) a baseline network and a
-CVAE on top of it are trained (:mod:`vaelab.quadrants`) and scored on the first ``quadrants.test_images`` test
+CVAE on top of it are trained (:mod:`vaelab.studies.quadrants`) and scored on the first ``quadrants.test_images`` test
 images by −log p(missing pixels | given pixels) in nats per image, the CVAE's by importance sampling with
 S = ``quadrants.samples``. One seed: the first of ``seeds``. The settings train in parallel single-thread worker
-processes on the CPU (:func:`vaelab.stage.parallel_map`: bit-identical to one after another), one after another
+processes on the CPU (:func:`vaelab.pipeline.stage.parallel_map`: bit-identical to one after another), one after another
 on CUDA. The run is recorded in MLflow (run ``quadrants``) and the outputs published together:
 
 - ``metrics/quadrants.json``: per setting the baseline's and the CVAE's NLL (± standard error over images), the
@@ -22,16 +22,17 @@ from pathlib import Path
 
 import click
 
-from vaelab import quadrants as quad, tracking
-from vaelab.config import MNIST_TRAIN_SIZE, Params, flatten, load_params
-from vaelab.data import SPLIT_SIZES, load_split
-from vaelab.device import resolve_device
-from vaelab.files import atomic_path, write_atomic
-from vaelab.layout import Layout
-from vaelab.stage import parallel_map, publish, run_stage, staging
+from vaelab import tracking
+from vaelab.core.config import MNIST_TRAIN_SIZE, Params, flatten, load_params
+from vaelab.core.device import resolve_device
+from vaelab.core.files import atomic_path, write_atomic
+from vaelab.data.mnist import SPLIT_SIZES, load_split
+from vaelab.core.layout import Layout
+from vaelab.pipeline.stage import parallel_map, publish, run_stage, staging
+from vaelab.studies import quadrants as quad
 from vaelab.viz.quadrant_figures import completions
 
-log = logging.getLogger("vaelab.quadrants")
+log = logging.getLogger("vaelab.studies.quadrants")
 OUTPUTS = ("metrics/quadrants.json", "reports/figures/quadrants")
 # Forward and backward of the baseline and the CVAE's three 500-500 MLPs, per training image and epoch (sizes
 # the work for parallel_map); the evaluation adds S generation passes (~1 MFLOP each) per scored image.

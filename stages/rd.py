@@ -10,9 +10,9 @@ from pathlib import Path
 
 import click
 
-from vaelab.stage import run_stage
-from vaelab.files import atomic_path, write_atomic
-from vaelab.sweeps import points_from_exp_show, table_markdown
+from vaelab.core.files import atomic_path, write_atomic
+from vaelab.pipeline.stage import run_stage
+from vaelab.studies.sweeps import points_from_exp_show, table_markdown
 from vaelab.viz.charts import rd_figure
 
 COMMAND = "dvc exp show --json"

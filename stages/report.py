@@ -12,15 +12,16 @@ from pathlib import Path
 
 import click
 
-from vaelab import claims, models, tracking
-from vaelab.config import Params, load_params
-from vaelab.data import load_split
-from vaelab.errors import ReportError
-from vaelab.files import write_atomic
-from vaelab.reporting import render_html, render_markdown
-from vaelab.layout import Layout
-from vaelab.stage import publish, run_stage, staging
-from vaelab.study import Inputs, report_blocks
+from vaelab import models, tracking
+from vaelab.core.config import Params, load_params
+from vaelab.core.errors import ReportError
+from vaelab.core.files import write_atomic
+from vaelab.data.mnist import load_split
+from vaelab.core.layout import Layout
+from vaelab.pipeline.stage import publish, run_stage, staging
+from vaelab.report.render import render_html, render_markdown
+from vaelab.report.sections import Inputs, report_blocks
+from vaelab.studies import claims
 from vaelab.viz import charts, images
 from vaelab.viz.model_figures import KINDS, model_label, save_figures
 

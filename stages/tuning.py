@@ -15,10 +15,10 @@ from pathlib import Path
 
 import click
 
-from vaelab.files import write_atomic
-from vaelab.stage import run_stage
-from vaelab.claims import TUNING_RULE, tuning_fraction
-from vaelab.sweeps import tuning_from_exp_show
+from vaelab.core.files import write_atomic
+from vaelab.pipeline.stage import run_stage
+from vaelab.studies.claims import TUNING_RULE, tuning_fraction
+from vaelab.studies.sweeps import tuning_from_exp_show
 
 COMMAND = "dvc exp show --json"
 MARGIN = 0.10

@@ -15,10 +15,17 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
-
 from helpers import build_tiny_pipeline, create_mlflow_schema, make_project_copy, mirror_dir, quick_params, run
-from helpers.servers import (PostgresCluster, PostgresUnavailable, TrackingServer, new_database, pg_rows,
-                             running_mlflow_server, start_postgres, stop_postgres)
+from helpers.servers import (
+    PostgresCluster,
+    PostgresUnavailable,
+    TrackingServer,
+    new_database,
+    pg_rows,
+    running_mlflow_server,
+    start_postgres,
+    stop_postgres,
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -39,7 +46,7 @@ def mnist_mirror() -> Path:
 @pytest.fixture(scope="session")
 def mnist_root(tmp_path_factory: pytest.TempPathFactory, mnist_mirror: Path) -> Path:
     """A data folder holding the verified, unpacked archives (shared by the worker's session; read-only use)."""
-    from vaelab.download import download_mnist
+    from vaelab.data.download import download_mnist
 
     root = tmp_path_factory.mktemp("data")
     download_mnist(root, [str(mnist_mirror)])

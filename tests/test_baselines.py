@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vaelab import baselines as bl
-from vaelab.data import load_split
-from vaelab.spaces import binarize
+from vaelab.data.mnist import load_split
+from vaelab.data.spaces import binarize
+from vaelab.measures import baselines as bl
 
 
 @pytest.fixture(scope="module")

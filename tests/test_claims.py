@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from vaelab import claims
-from vaelab.claims import ClaimSpec, alternatives, claims_table, judge, judge_all, seed_spread, tuning_fraction
-from vaelab.errors import ReportError
+from vaelab.core.errors import ReportError
+from vaelab.studies import claims
+from vaelab.studies.claims import ClaimSpec, alternatives, claims_table, judge, judge_all, seed_spread, tuning_fraction
 
 KNN = ClaimSpec("The VAE's latent space is better ordered than the AE's", "latent.knn_accuracy", "higher",
                 "vae_bce", "ae", margin=0.01)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vaelab import continuity
-from vaelab.data import load_split
+from vaelab.data.mnist import load_split
+from vaelab.measures import continuity
 
 PIXELS = 784
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers import run
+
 from vaelab import models
-from vaelab.data import load_split
-from vaelab.download import raw_dir
-from vaelab.errors import CheckpointError, DataError
-from vaelab.loop import load_state
+from vaelab.core.errors import CheckpointError, DataError
+from vaelab.data.download import raw_dir
+from vaelab.data.mnist import load_split
+from vaelab.training.loop import load_state
 
 
 @pytest.fixture

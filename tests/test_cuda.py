@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from vaelab import models
-from vaelab.config import TrainConfig
-from vaelab.data import load_split
-from vaelab.loop import fit_stacked
+from vaelab.core.config import TrainConfig
+from vaelab.data.mnist import load_split
+from vaelab.training.loop import fit_stacked
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (benchmarks/gpu_check.sh)")]

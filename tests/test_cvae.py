@@ -10,9 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from vaelab import judge as judges, loop, models, scorecard
-from vaelab.config import EvaluateConfig, FiguresConfig, JudgeConfig, TrainConfig
-from vaelab.data import IMAGE_SIDE, INPUT_DIM, NUM_CLASSES, Split, load_split
+from vaelab import models
+from vaelab.core.config import EvaluateConfig, FiguresConfig, JudgeConfig, TrainConfig
+from vaelab.data.mnist import IMAGE_SIDE, INPUT_DIM, NUM_CLASSES, Split, load_split
+from vaelab.measures import judge as judges
+from vaelab.studies import scorecard
+from vaelab.training import loop
 from vaelab.viz import conditional_figures
 from vaelab.viz.model_figures import expected_kinds, model_figures
 

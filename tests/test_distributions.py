@@ -6,7 +6,7 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from vaelab import models
-from vaelab.distributions import DiagonalGaussian, PointMass, standard_normal_log_prob
+from vaelab.core.distributions import DiagonalGaussian, PointMass, standard_normal_log_prob
 
 SMALL = {"hidden": [32, 16, 8]}
 

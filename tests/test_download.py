@@ -10,10 +10,10 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from helpers import run
-from vaelab.download import ARCHIVES, MIRROR_ENV, download_mnist, md5sum, raw_dir
-from vaelab.errors import DownloadError
+
+from vaelab.core.errors import DownloadError
+from vaelab.data.download import ARCHIVES, MIRROR_ENV, download_mnist, md5sum, raw_dir
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_http_mirror(tmp_path, mnist_mirror, http_mirror):
 
 def test_corrupted_archive_is_rejected_and_next_mirror_used(tmp_path, mnist_mirror, http_mirror, caplog):
     bad = http_mirror(corrupted_copy(mnist_mirror, tmp_path / "bad"))
-    with caplog.at_level(logging.WARNING, logger="vaelab.download"):
+    with caplog.at_level(logging.WARNING, logger="vaelab.data.download"):
         sources = download_mnist(tmp_path / "data", [bad, str(mnist_mirror)])
     assert sources["train-labels-idx1-ubyte.gz"] == str(mnist_mirror)
     assert sources["train-images-idx3-ubyte.gz"] == bad

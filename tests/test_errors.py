@@ -1,11 +1,11 @@
-"""Every error type a user can act on is defined in vaelab.errors, and a stage reports each as one line."""
+"""Every error type a user can act on is defined in vaelab.core.errors, and a stage reports each as one line."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from vaelab import errors
+from vaelab.core import errors
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "vaelab"
 

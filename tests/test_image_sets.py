@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from vaelab.image_sets import set_id, subset
+from vaelab.data.image_sets import set_id, subset
 
 
 def test_a_subset_is_seeded_distinct_sorted_and_not_the_first_n():

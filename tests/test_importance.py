@@ -1,4 +1,4 @@
-"""The importance-sampling kernel (vaelab.importance): its numbers do not depend on how images are split into
+"""The importance-sampling kernel (vaelab.measures.importance): its numbers do not depend on how images are split into
 calls (bit for bit), its bounds are ordered as the theory says, log q is computed without round-off, and
 the helpers it shares (mean_se, the KL between diagonal Gaussians)."""
 
@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from vaelab import importance
-from vaelab.distributions import DiagonalGaussian
-from vaelab.likelihoods import Bernoulli
+from vaelab.core.distributions import DiagonalGaussian
+from vaelab.measures import importance
 from vaelab.models.layers import mlp
+from vaelab.models.likelihoods import Bernoulli
 
 
 def decoder_and_images(b: int = 23) -> tuple[torch.nn.Module, torch.Tensor, DiagonalGaussian]:

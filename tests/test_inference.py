@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from vaelab import importance, inference
-from vaelab.errors import ConfigError
+from vaelab.core.errors import ConfigError
+from vaelab.measures import importance, inference
 
 LOG_2PI = math.log(2 * math.pi)
 D = 12
@@ -315,9 +315,10 @@ def test_real_digits_with_a_full_size_relu_decoder(mnist_root):
     # 8 MNIST test digits, the study's 2-128-256-512-784 decoder (random, its last layer scaled so that
     # posteriors are as narrow as a trained model's, s.d. ~0.015) and the Bernoulli likelihood object.
     import torch.nn.functional as F
-    from vaelab.data import load_split
-    from vaelab.likelihoods import Bernoulli
+
+    from vaelab.data.mnist import load_split
     from vaelab.models.layers import mlp
+    from vaelab.models.likelihoods import Bernoulli
 
     x = load_split(mnist_root, "test", 8).images
     torch.manual_seed(0)

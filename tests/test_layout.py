@@ -1,4 +1,4 @@
-"""dvc.yaml's outputs are the paths vaelab.layout gives: one layout owns every path."""
+"""dvc.yaml's outputs are the paths vaelab.core.layout gives: one layout owns every path."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from vaelab.layout import Layout, stage_outs
+from vaelab.core.layout import Layout, stage_outs
 
 REPO = Path(__file__).resolve().parents[1]
 

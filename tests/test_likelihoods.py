@@ -9,10 +9,9 @@ import pytest
 import torch
 from torch import distributions as D
 
-from vaelab import likelihoods
-from vaelab.errors import ConfigError
-from vaelab.spaces import dequantize
-
+from vaelab.core.errors import ConfigError
+from vaelab.data.spaces import dequantize
+from vaelab.models import likelihoods
 
 
 @pytest.fixture(autouse=True)
@@ -153,7 +152,7 @@ def models_refuse_beta_on_grey() -> bool:
 
 def test_uniform_density_is_eight_bits_per_dim_and_unit_gaussian_cannot_beat_9_33(mnist_root) -> None:
     assert likelihoods.bits_per_dim(0.0) == pytest.approx(8.0)
-    from vaelab.data import load_split
+    from vaelab.data.mnist import load_split
 
     x = dequantize(load_split(mnist_root, "test").images[:100].double(), torch.Generator().manual_seed(0))
     l = lik("gaussian", sigma=1.0)

@@ -8,10 +8,11 @@ import math
 import pytest
 import torch
 
-from vaelab import importance, metrics, models
-from vaelab.config import TrainConfig
-from vaelab.data import Split, load_split
-from vaelab.loop import fit
+from vaelab import models
+from vaelab.core.config import TrainConfig
+from vaelab.data.mnist import Split, load_split
+from vaelab.measures import importance, metrics
+from vaelab.training.loop import fit
 
 
 @pytest.fixture(scope="module")

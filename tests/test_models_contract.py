@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaelab import likelihoods, models
-from vaelab.config import FiguresConfig
-from vaelab.data import INPUT_DIM, Split, load_split
+from vaelab import models
+from vaelab.core.config import FiguresConfig
+from vaelab.core.errors import ConfigError
+from vaelab.data.mnist import INPUT_DIM, Split, load_split
+from vaelab.models import likelihoods
 from vaelab.viz.model_figures import expected_kinds, model_figures, save_figures
-from vaelab.errors import ConfigError
 
 SMALL = {"latent_dim": 2, "hidden": [32, 16, 8]}
 
@@ -111,8 +112,9 @@ def test_unknown_likelihood_and_key_are_named() -> None:
 def test_every_metric_of_the_evaluation_is_finite(model: models.LatentModel, split: Split) -> None:
     """The evaluate stage's scorecard on every registered kind and likelihood (untrained, tiny settings): every
     number is finite, and each yardstick appears exactly where it applies."""
-    from vaelab import judge as judges, scorecard
-    from vaelab.config import EvaluateConfig, JudgeConfig, flatten
+    from vaelab.core.config import EvaluateConfig, JudgeConfig, flatten
+    from vaelab.measures import judge as judges
+    from vaelab.studies import scorecard
 
     torch.set_num_threads(1)
     judge = judges.build(JudgeConfig(channels=4, hidden=16), seed=0).eval()

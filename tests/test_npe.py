@@ -1,4 +1,4 @@
-"""The SBI benchmark's anchor as vaelab runs it (vaelab.npe: sbi's NPE with sbibm's settings): it trains on the
+"""The SBI benchmark's anchor as vaelab runs it (vaelab.sbi.npe: sbi's NPE with sbibm's settings): it trains on the
 task's simulations, is seeded (the same seed gives the same network and samples), samples inside the prior's
 support, and rejects simulations of the wrong shape with a clear error."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vaelab.errors import ConfigError
-from vaelab.npe import sample_npe, train_npe
-from vaelab.sbi_tasks import get_task
+from vaelab.core.errors import ConfigError
+from vaelab.sbi.npe import sample_npe, train_npe
+from vaelab.sbi.tasks import get_task
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""vaelab.optim.make_adam is torch's fused Adam to the bit, without importing torch._dynamo."""
+"""vaelab.training.optim.make_adam is torch's fused Adam to the bit, without importing torch._dynamo."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import torch
-
 from helpers import subprocess_env
-from vaelab.optim import make_adam
+
+from vaelab.training.optim import make_adam
 
 
 def _train(make, steps: int = 6, switch_to=None) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
@@ -53,7 +53,7 @@ def test_state_dicts_are_interchangeable() -> None:
 
 
 def test_no_dynamo_import() -> None:
-    code = ("import sys, torch\nfrom vaelab.optim import make_adam\nm = torch.nn.Linear(3, 3)\n"
+    code = ("import sys, torch\nfrom vaelab.training.optim import make_adam\nm = torch.nn.Linear(3, 3)\n"
             "opt = make_adam(m.parameters(), 1e-3)\nm(torch.rand(2, 3)).sum().backward()\nopt.step()\n"
             "opt.zero_grad()\nopt.load_state_dict(opt.state_dict())\nprint('torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True, check=True)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from helpers import REPO, run, set_params
 from helpers.workdir import train
-from vaelab.errors import ConfigError
+
+from vaelab.core.errors import ConfigError
 
 
 def bad_params(tmp_path: Path, edit) -> Path:
@@ -54,7 +54,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_load_params_names_key_value_and_expectation(tmp_path: Path, case: str) -> None:
-    from vaelab.config import load_params
+    from vaelab.core.config import load_params
 
     edit, expected = CASES[case]
     bad_params(tmp_path, edit)
@@ -87,7 +87,7 @@ def test_bad_params_stop_the_train_stage_before_any_work(tmp_path: Path, case: s
 
 
 def test_yaml_1_1_float_text_is_read_as_a_float(tmp_path: Path) -> None:
-    from vaelab.config import load_params
+    from vaelab.core.config import load_params
 
     (tmp_path / "p.yaml").write_text((REPO / "params.yaml").read_text().replace("lr: 0.001", "lr: 1e-3"))
     assert load_params(tmp_path / "p.yaml").train.lr == 1e-3
@@ -108,21 +108,17 @@ def test_dvc_repro_with_bad_params_fails_and_records_nothing(project: Path) -> N
 
 
 def test_evaluation_counts_beyond_a_smaller_test_set_are_refused(tmp_path: Path) -> None:
-    import importlib.util
+    from vaelab.core.config import load_params
+    from vaelab.studies import evaluate
 
-    from vaelab.config import load_params
-
-    spec = importlib.util.spec_from_file_location("evaluate_stage", REPO / "stages" / "evaluate.py")
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
     bad_params(tmp_path, lambda p: p["data"].update(test_size=5000))  # sample_images stays 10,000
     with pytest.raises(ConfigError, match=r"evaluate.sample_images = 10000, but the test set has 5000 images"):
-        stage.check_test_images(load_params(tmp_path / "params.yaml"))
+        evaluate.check(load_params(tmp_path / "params.yaml"), "ae")
 
 
 def test_a_model_entry_may_name_its_own_seeds(tmp_path: Path) -> None:
     from vaelab import models
-    from vaelab.config import load_params
+    from vaelab.core.config import load_params
 
     def edit(p):
         p["seeds"] = [7, 8]

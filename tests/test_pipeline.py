@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import NEW_MODEL, REPO, run, seeds_of, set_params
 from mlflow.tracking import MlflowClient
 
-from helpers import NEW_MODEL, REPO, run, seeds_of, set_params
-from vaelab.claims import VERDICTS
-from vaelab.files import md5_of_file
+from vaelab.core.files import md5_of_file
+from vaelab.studies.claims import VERDICTS
 from vaelab.viz.model_figures import model_label
 
 pytestmark = pytest.mark.slow  # every test here reads the shared tiny `dvc repro`: the slow tier

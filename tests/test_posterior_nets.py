@@ -1,4 +1,4 @@
-"""The amortised posterior estimators of vaelab.posterior_nets: real training through the one loop (vaelab.loop)
+"""The amortised posterior estimators of vaelab.sbi.posterior_nets: real training through the one loop (vaelab.training.loop)
 on real simulations of the sbibm tasks, tiny budgets."""
 
 from __future__ import annotations
@@ -8,11 +8,10 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from vaelab.config import TrainConfig
-from vaelab.errors import ConfigError
-from vaelab.posterior_nets import (AmortizedPosterior, BlackBoxVI, PosteriorCVAE, fit_bbvi, fit_cvae,
-                                   simulations)
-from vaelab.sbi_tasks import SBITask, TwoMoons, get_task
+from vaelab.core.config import TrainConfig
+from vaelab.core.errors import ConfigError
+from vaelab.sbi.posterior_nets import AmortizedPosterior, BlackBoxVI, PosteriorCVAE, fit_bbvi, fit_cvae, simulations
+from vaelab.sbi.tasks import SBITask, TwoMoons, get_task
 
 HIDDEN = [64, 64]
 

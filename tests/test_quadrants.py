@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from vaelab import quadrants as quad
-from vaelab.config import load_params
-from vaelab.data import IMAGE_SIDE, load_split
-from vaelab.errors import ConfigError
-
 from helpers import REPO
 from helpers.workdir import make_workdir
+
+from vaelab.core.config import load_params
+from vaelab.core.errors import ConfigError
+from vaelab.data.mnist import IMAGE_SIDE, load_split
+from vaelab.studies import quadrants as quad
 
 TINY = {"hidden": [32], "latent_dim": 4, "baseline_epochs": 1, "epochs": 1, "batch_size": 64,
         "test_images": 50, "figure_examples": 4, "figure_samples": 2}
@@ -25,7 +24,7 @@ TINY = {"hidden": [32], "latent_dim": 4, "baseline_epochs": 1, "epochs": 1, "bat
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """One CPU thread, as the stage's workers run (vaelab.stage.parallel_map): on these tiny networks a second
+    """One CPU thread, as the stage's workers run (vaelab.pipeline.stage.parallel_map): on these tiny networks a second
     OpenMP thread only waits, and on a busy machine it costs seconds per test."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

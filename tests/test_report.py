@@ -17,19 +17,28 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import seeds_of
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from mlflow.tracking import MlflowClient
 from PIL import Image as PILImage
-
-from helpers import seeds_of
 from test_claims import recomputed_verdicts
-from vaelab import claims
 
-from vaelab.config import flatten, load_params
-from vaelab.errors import ReportError
-from vaelab.reporting import (MISSING, Contents, Gallery, Heading, Image, Para, Table, render_html, render_markdown,
-                              web_image)
-from vaelab.study import report_blocks
+from vaelab.core.config import flatten, load_params
+from vaelab.core.errors import ReportError
+from vaelab.report.render import (
+    MISSING,
+    Contents,
+    Gallery,
+    Heading,
+    Image,
+    Para,
+    Table,
+    render_html,
+    render_markdown,
+    web_image,
+)
+from vaelab.report.sections import report_blocks
+from vaelab.studies import claims
 from vaelab.viz import charts
 from vaelab.viz.model_figures import model_label
 

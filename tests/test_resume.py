@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers import run, set_params, subprocess_env
-from vaelab.loop import TERMS
-from vaelab.models import load
 from helpers.workdir import epoch_steps, make_workdir, mlflow_runs, start_train, train
+
+from vaelab.models import load
+from vaelab.training.loop import TERMS
 
 pytestmark = pytest.mark.slow  # stage programs and servers: the slow tier
 

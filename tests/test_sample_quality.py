@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vaelab.sample_quality import fid, kid, precision_recall
+from vaelab.measures.sample_quality import fid, kid, precision_recall
 
 
 def gaussian(n: int, mean: torch.Tensor, std: torch.Tensor, seed: int) -> torch.Tensor:
@@ -51,7 +51,7 @@ def test_precision_recall_identical_disjoint_and_mode_collapse() -> None:
 
 
 def test_density_and_coverage_of_the_same_distribution_and_of_a_shifted_one() -> None:
-    from vaelab.sample_quality import density_coverage
+    from vaelab.measures.sample_quality import density_coverage
 
     gen = torch.Generator().manual_seed(0)
     real, same = torch.randn(1000, 8, generator=gen), torch.randn(1000, 8, generator=gen)
@@ -66,7 +66,7 @@ def test_density_and_coverage_of_the_same_distribution_and_of_a_shifted_one() ->
 
 
 def test_fid_over_disjoint_sets_has_a_spread_and_is_biased_up_at_small_n() -> None:
-    from vaelab.sample_quality import fid_sets
+    from vaelab.measures.sample_quality import fid_sets
 
     gen = torch.Generator().manual_seed(1)
     real, fake = torch.randn(2000, 4, generator=gen), torch.randn(2000, 4, generator=gen) + 0.5

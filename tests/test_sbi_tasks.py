@@ -1,4 +1,4 @@
-"""The sbibm tasks in torch (vaelab.sbi_tasks), sbibm's published files (vaelab.sbibm_files) and C2ST (vaelab.c2st).
+"""The sbibm tasks in torch (vaelab.sbi.tasks), sbibm's published files (vaelab.sbi.sbibm_files) and C2ST (vaelab.sbi.c2st).
 
 No mocks: the module's fixture downloads the real sbibm 1.1.0 wheel from the package index (~18 MB, once) and
 extracts its files; the exact reference posteriors are checked against sbibm's own samples with the real C2ST.
@@ -15,12 +15,20 @@ import pytest
 import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, MultivariateNormal, Normal
 
-from vaelab.c2st import c2st
-from vaelab.errors import ConfigError, DataError, DownloadError, NoReferencePosteriorError
-from vaelab.sbi_tasks import TASKS, get_task
-from vaelab.sbibm_files import (FILES, OBSERVATIONS, fetch_sbibm_files, download_wheel, observation,
-                                reference_samples, relative_path, true_parameters)
-from vaelab.sbibm_manifest import SHA256
+from vaelab.core.errors import ConfigError, DataError, DownloadError, NoReferencePosteriorError
+from vaelab.sbi.c2st import c2st
+from vaelab.sbi.sbibm_files import (
+    FILES,
+    OBSERVATIONS,
+    download_wheel,
+    fetch_sbibm_files,
+    observation,
+    reference_samples,
+    relative_path,
+    true_parameters,
+)
+from vaelab.sbi.sbibm_manifest import SHA256
+from vaelab.sbi.tasks import TASKS, get_task
 
 EXACT_TASKS = ("two_moons", "gaussian_mixture")  # gaussian_linear: by its moments (10-d C2ST is slow)
 LIKELIHOOD_TASKS = ("gaussian_linear", "two_moons", "gaussian_mixture", "slcp")

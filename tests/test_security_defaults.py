@@ -11,10 +11,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from helpers import REPO
-from vaelab.download import ARCHIVES, download_mnist, raw_dir
-from vaelab.errors import DownloadError
+
+from vaelab.core.errors import DownloadError
+from vaelab.data.download import ARCHIVES, download_mnist, raw_dir
 
 CODE = [p for d in ("src", "stages") for p in sorted((REPO / d).rglob("*.py"))]
 DOCS = [REPO / "README.md", REPO / "Makefile", REPO / "dvc.yaml", *sorted((REPO / "docs").rglob("*.md"))]

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vaelab import sharpness
-from vaelab.data import load_split
+from vaelab.data.mnist import load_split
+from vaelab.measures import sharpness
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from vaelab import models
-from vaelab.config import TrainConfig
-from vaelab.data import Split, load_split
-from vaelab.loop import fit, fit_stacked
+from vaelab.core.config import TrainConfig
+from vaelab.data.mnist import Split, load_split
+from vaelab.training.loop import fit, fit_stacked
 
 SEEDS = [3, 4, 5]
 TINY = {"hidden": [32, 16, 8]}

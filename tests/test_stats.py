@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from vaelab.stats import Interval, format_interval, mean_ci, paired_differences, t_quantile
+from vaelab.core.stats import Interval, format_interval, mean_ci, paired_differences, t_quantile
 
 # t_{0.975, df} for df = 1..30, three decimals, as printed in NIST/SEMATECH e-Handbook of Statistical Methods,
 # table 1.3.6.7.2 ("Critical values of the Student's t distribution"): an independent check of the interval's

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from helpers import BIN, REPO, run
 
-from vaelab.sweeps import Point, points_from_exp_show, rd_curves, table_markdown
-from vaelab.viz.charts import rd_figure
+from vaelab.studies.sweeps import Point, points_from_exp_show, rd_curves, table_markdown
 from vaelab.tracking import changed_params
+from vaelab.viz.charts import rd_figure
 
 QUEUE_TIMEOUT_S = 900
 

@@ -21,7 +21,7 @@ from helpers import subprocess_env
 from helpers.servers import POSTGRES_SH, TrackingServer, pg_rows, running_mlflow_server
 from test_team import queue_and_wait
 
-from vaelab.sweeps import points_from_exp_show
+from vaelab.studies.sweeps import points_from_exp_show
 
 pytestmark = pytest.mark.slow  # stage programs and servers: the slow tier
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
 from helpers import subprocess_env
 from helpers.servers import SERVER_ENV, mlflow_server_cmd
 from helpers.workdir import epoch_steps, make_workdir, mlflow_runs, stage_env, start_train, train, train_cmd
@@ -137,7 +136,8 @@ def test_server_dying_mid_run_fails_clearly_and_the_rerun_resumes(tmp_path: Path
 def test_an_interrupt_never_cuts_a_tracking_call_in_half() -> None:
     """SIGTERM inside a store call once left SQLite's write lock held, so the run could not be marked KILLED and
     stayed RUNNING (a flaky resume test). The stage's handler holds it until the call is done; a second is not held."""
-    from vaelab import stage, tracking
+    from vaelab import tracking
+    from vaelab.pipeline import stage
 
     def deliver() -> None:
         os.kill(os.getpid(), signal.SIGTERM)

@@ -1,15 +1,16 @@
-"""Metric names and model descriptions as the MLflow UI shows them (vaelab.tracking.keys, vaelab.model_cards): the
+"""Metric names and model descriptions as the MLflow UI shows them (vaelab.tracking.keys, vaelab.models.cards): the
 sections sort per-epoch curves first, a parent's summary is the mean and interval over seeds, and each model's
 description names what it changes from its nearest neighbour in params.yaml."""
 
 from __future__ import annotations
 
 import pytest
-
 from helpers import REPO
-from vaelab import stats, tracking
-from vaelab.config import load_params
-from vaelab.model_cards import describe, neighbour
+
+from vaelab import tracking
+from vaelab.core import stats
+from vaelab.core.config import load_params
+from vaelab.models.cards import describe, neighbour
 
 
 def test_sections_sort_per_epoch_curves_first_then_evaluation_then_intervals() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from vaelab import models
-from vaelab.config import TrainConfig
-from vaelab.data import Split, load_split
-from vaelab.loop import fit
+from vaelab.core.config import TrainConfig
+from vaelab.data.mnist import Split, load_split
+from vaelab.training.loop import fit
 
 SMALL = {"hidden": [64, 32, 16]}
 

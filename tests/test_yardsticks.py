@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vaelab import inference, metrics, models, scorecard
-from vaelab.config import EvaluateConfig, TrainConfig
-from vaelab.data import Split, load_split
-from vaelab.loop import fit
-from vaelab.spaces import dequantize
+from vaelab import models
+from vaelab.core.config import EvaluateConfig, TrainConfig
+from vaelab.data.mnist import Split, load_split
+from vaelab.data.spaces import dequantize
+from vaelab.measures import inference, metrics
+from vaelab.studies import scorecard
+from vaelab.training.loop import fit
 
 DECODERS = {"bernoulli": {"name": "bernoulli"}, "continuous_bernoulli": {"name": "continuous_bernoulli"}}
 
@@ -65,8 +67,8 @@ def test_the_exact_group_records_convergence_and_a_tighter_check(trained, decode
 
 
 def test_every_likelihood_group_names_its_image_set(trained, mnist_root) -> None:
-    from vaelab import judge as judges
-    from vaelab.config import JudgeConfig, flatten
+    from vaelab.core.config import JudgeConfig, flatten
+    from vaelab.measures import judge as judges
 
     model, _ = trained["bernoulli"]
     test = load_split(mnist_root, "test", 300)

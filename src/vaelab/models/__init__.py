@@ -16,14 +16,14 @@ from typing import Any
 
 import torch
 
-from vaelab.checkpoints import load_module, payload, save_bytes, to_bytes
-from vaelab.config import SEEDS_KEY, Params, from_dict
+from vaelab.core.checkpoints import load_module, payload, save_bytes, to_bytes
+from vaelab.core.config import SEEDS_KEY, Params, from_dict
+from vaelab.core.errors import ConfigError
+from vaelab.core.stacking import stack_states, unstack_state
 from vaelab.models.ae import Autoencoder
 from vaelab.models.base import LatentModel
 from vaelab.models.cvae import CVAE
 from vaelab.models.vae import VAE
-from vaelab.stacking import stack_states, unstack_state
-from vaelab.errors import ConfigError
 
 REGISTRY: dict[str, type[LatentModel]] = {
     "ae": Autoencoder,
@@ -117,3 +117,14 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> LatentModel:
     """Load a trained model in eval mode. Never executes code from the file (``weights_only=True``)."""
     return load_module(path, FORMAT, lambda c: build(spec_from_dict(c, "config")),
                        "run `dvc repro` to train it", device)
+
+
+def serving_example(spec: ModelSpec, data: Path, n: int = 5) -> torch.Tensor:
+    """The first ``n`` test images (under ``data``) as the MLflow Model takes them (``tracking/pyfunc_model.py``):
+    the pixels, and for a conditional model the digit label as a 785th column."""
+    from vaelab.data.mnist import load_split
+
+    split = load_split(data, "test")
+    if REGISTRY[spec.kind].conditional:
+        return torch.cat([split.images[:n], split.labels[:n, None].float()], dim=1)
+    return split.images[:n]

@@ -7,10 +7,10 @@ from typing import Literal
 
 import torch
 
-from vaelab import spaces
-from vaelab.config import hidden_widths, positive_int
-from vaelab.data import INPUT_DIM
-from vaelab.distributions import PointMass
+from vaelab.core.config import hidden_widths, positive_int
+from vaelab.core.distributions import PointMass
+from vaelab.data import spaces
+from vaelab.data.mnist import INPUT_DIM
 from vaelab.models.base import LatentModel
 from vaelab.models.layers import StackedBatchNorm, mlp
 

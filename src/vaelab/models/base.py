@@ -4,12 +4,12 @@ model instead of testing its kind.
 A model maps images x (and, for a conditional model, one-hot labels y) to a posterior over a latent code
 and back:
 
-- ``encode(x, y)`` returns a :mod:`vaelab.distributions` object (``.mean``, ``.rsample()``, ``.kl()``);
+- ``encode(x, y)`` returns a :mod:`vaelab.core.distributions` object (``.mean``, ``.rsample()``, ``.kl()``);
 - ``decode(z, y)`` returns the decoder's raw output, the parameters of ``self.likelihood``;
 - ``mean_image(z, y)`` is what figures draw: the likelihood's mean in [0, 1];
 - ``loss(x, y, noise)`` is the training objective's terms (batch means, one per seed), its noise drawn from
-  ``noise`` (:mod:`vaelab.streams`); ``test_terms`` adds the reconstruction error of the mean code;
-- ``space`` is the data space the model trains on (:mod:`vaelab.spaces`);
+  ``noise`` (:mod:`vaelab.core.streams`); ``test_terms`` adds the reconstruction error of the mean code;
+- ``space`` is the data space the model trains on (:mod:`vaelab.data.spaces`);
 - a model built with ``stack = S`` holds S seeds side by side (:mod:`vaelab.models.layers`): inputs and
   outputs then carry a leading seed axis ``[S, B, ...]``;
 - ``has_prior`` says whether z ~ p(z) can be sampled and likelihood bounds apply; ``latent_axis(n)``
@@ -24,8 +24,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from vaelab import likelihoods, spaces, streams
-from vaelab.distributions import DiagonalGaussian, PointMass
+from vaelab.core import streams
+from vaelab.core.distributions import DiagonalGaussian, PointMass
+from vaelab.data import spaces
 
 Posterior = DiagonalGaussian | PointMass
 # Quantiles 0.05 ... 0.95 keep a grid inside the bulk of N(0, 1), as in Kingma & Welling (2014), fig. 4.

@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vaelab.data import NUM_CLASSES
-from vaelab.distributions import DiagonalGaussian
+from vaelab.core.distributions import DiagonalGaussian
+from vaelab.data.mnist import NUM_CLASSES
 from vaelab.models.vae import VAE
 
 

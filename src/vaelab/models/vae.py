@@ -1,4 +1,4 @@
-"""The VAE: diagonal-Gaussian q(z|x), prior N(0, I), and any decoder likelihood of :mod:`vaelab.likelihoods`."""
+"""The VAE: diagonal-Gaussian q(z|x), prior N(0, I), and any decoder likelihood of :mod:`vaelab.models.likelihoods`."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from typing import ClassVar
 
 import torch
 
-from vaelab import likelihoods, spaces
-from vaelab.config import hidden_widths, non_negative, positive_int
-from vaelab.data import INPUT_DIM
-from vaelab.distributions import DiagonalGaussian
+from vaelab.core.config import hidden_widths, non_negative, positive_int
+from vaelab.core.distributions import DiagonalGaussian
+from vaelab.core.errors import ConfigError
+from vaelab.data import spaces
+from vaelab.data.mnist import INPUT_DIM
+from vaelab.models import likelihoods
 from vaelab.models.base import LatentModel
 from vaelab.models.layers import mlp
-from vaelab.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class VAEConfig:
     latent_dim: int = field(default=2, metadata=positive_int())
     hidden: list[int] = field(default_factory=lambda: [512, 256, 128], metadata=hidden_widths())
     # The decoder's p(x|z): a mapping with `name` and that likelihood's own settings, e.g.
-    # {name: gaussian, sigma: 1.0} or {name: bernoulli}; validated by vaelab.likelihoods.build.
+    # {name: gaussian, sigma: 1.0} or {name: bernoulli}; validated by vaelab.models.likelihoods.build.
     likelihood: dict = field(default_factory=lambda: {"name": "bernoulli"})
     # Weight of the KL term: 1 is the ELBO, other values a β-VAE.
     beta: float = field(default=1.0, metadata=non_negative())

@@ -35,7 +35,7 @@ def eval_metrics(flat: dict[str, float]) -> dict[str, float]:
 
 
 def across_seeds(intervals: Mapping[str, Any]) -> dict[str, float]:
-    """A parent run's summary of its seeds from each key's interval over seeds (:func:`vaelab.stats.across_seeds`:
+    """A parent run's summary of its seeds from each key's interval over seeds (:func:`vaelab.core.stats.across_seeds`:
     objects with ``mean``, ``low``, ``high``): the mean under the key, and the half-width of the interval under
     ``seeds_ci95/<key>`` (left out with one seed, where there is no spread to estimate)."""
     out: dict[str, float] = {}

@@ -18,6 +18,7 @@ import yaml
 
 from vaelab.tracking.runs import recording
 from vaelab.tracking.store import client, project_root
+from vaelab.tracking.switch import unless_off
 
 
 def git_commit(cwd: Path | None = None) -> str | None:
@@ -30,7 +31,7 @@ def git_commit(cwd: Path | None = None) -> str | None:
 
 def changed_params(baseline: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
     """The dotted params whose value differs from ``baseline`` (added keys included, removed ones not)."""
-    from vaelab.config import flatten
+    from vaelab.core.config import flatten
 
     old = flatten(baseline)
     return {key: value for key, value in flatten(current).items() if key not in old or old[key] != value}
@@ -68,6 +69,7 @@ def run_tags(model: str, stage: str, params_path: Path = Path("params.yaml")) ->
     return tags
 
 
+@unless_off()
 def log_dataset(run_id: str, images: Any, name: str, source: str, context: str) -> None:
     """Record a training or test split as an MLflow dataset input (digest of the exact pixels, size, source),
     so the runs table's Dataset column tells runs on different data apart."""
@@ -79,7 +81,6 @@ def log_dataset(run_id: str, images: Any, name: str, source: str, context: str) 
     digest = hashlib.md5(pixels.tobytes()).hexdigest()[:16]
     dataset = from_numpy(pixels, source=HTTPDatasetSource(source), name=name, digest=digest)
     from mlflow.entities import DatasetInput, InputTag
-
     from mlflow.exceptions import MlflowException
 
     inputs = [DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])]

@@ -18,6 +18,7 @@ from typing import Any
 from vaelab.tracking.provenance import run_tags
 from vaelab.tracking.runs import recording
 from vaelab.tracking.store import client, tracking_uri
+from vaelab.tracking.switch import unless_off
 
 log = logging.getLogger("vaelab.tracking")
 # The tag of a training run naming the MLflow 3 logged model of its checkpoint: the evaluate stage links its
@@ -25,6 +26,7 @@ log = logging.getLogger("vaelab.tracking")
 MODEL_ID_TAG = "vaelab.model_id"
 
 
+@unless_off((None, None))
 def log_model(run_id: str, checkpoint: Path, example: Any, name: str, registered_name: str,
               version_tags: dict[str, str]) -> tuple[str, str]:
     """Log a checkpoint to ``run_id`` as the MLflow Model ``name`` (signature and input example from ``example``)
@@ -51,6 +53,7 @@ def log_model(run_id: str, checkpoint: Path, example: Any, name: str, registered
         return version.version, info.model_id
 
 
+@unless_off()
 def describe_registered(registered_name: str, description: str, versions: dict[str, str],
                         aliases: dict[str, str]) -> None:
     """Say what ``registered_name`` is, what each version is (``versions``: version -> text), and point each
@@ -84,6 +87,7 @@ def _version(package: str) -> str:
     return version(package).split("+")[0]
 
 
+@unless_off("off")
 def run_for_checkpoint(experiment_id: str, model: str, seed: int, md5: str, stage: str) -> str:
     """The training run that wrote the checkpoint with this md5, or a new run linked to it by tags.
 

@@ -1,4 +1,4 @@
-"""Runs and what the stages log to them: the signal hold shared with ``vaelab.stage`` (``hold_interrupt``,
+"""Runs and what the stages log to them: the signal hold shared with ``vaelab.pipeline.stage`` (``hold_interrupt``,
 ``recording``), starting and ending runs (``tracked_run``, ``tracked_runs``), and logging metrics, params,
 artifacts and tags by explicit run id (``logged_steps`` tells a resumed run which epochs it has), and reading
 back a run's tags and datasets.
@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from vaelab.errors import TrackingError
+from vaelab.core.errors import TrackingError
 from vaelab.tracking.store import client, tracking_uri
+from vaelab.tracking.switch import empty_set, no_run, no_runs, unless_off, unless_off_context
 
 log = logging.getLogger("vaelab.tracking")
 
@@ -86,6 +87,7 @@ def _existing(run_id: str | None, experiment_id: str) -> str | None:
     return run_id
 
 
+@unless_off_context(no_run)
 @contextlib.contextmanager
 def tracked_run(name: str, experiment_id: str, run_id: str | None = None, tags: dict[str, str] | None = None
                 ) -> Iterator[Any]:
@@ -100,6 +102,7 @@ def tracked_run(name: str, experiment_id: str, run_id: str | None = None, tags: 
         yield run
 
 
+@unless_off_context(no_runs)
 @contextlib.contextmanager
 def tracked_runs(names: list[str], experiment_id: str, run_ids: list[str | None], tags: list[dict[str, str]]
                  ) -> Iterator[list[str]]:
@@ -136,6 +139,7 @@ def _active_in(run_id: str, experiment_id: str) -> bool:
     return info.experiment_id == experiment_id and info.lifecycle_stage == "active"
 
 
+@unless_off(empty_set)
 def logged_steps(run_id: str, key: str) -> set[int]:
     """Steps already recorded for ``key``: a resumed run logs only the epochs that are missing."""
     from mlflow.tracking import MlflowClient
@@ -143,6 +147,7 @@ def logged_steps(run_id: str, key: str) -> set[int]:
     return {m.step for m in MlflowClient().get_metric_history(run_id, key)}
 
 
+@unless_off()
 def log_metrics(run_id: str, metrics: dict[str, float], step: int = 0, model_id: str | None = None,
                 dataset: tuple[str, str] | None = None) -> None:
     """Log numbers to ``run_id`` in one request (``step`` = epoch for per-epoch curves). With ``model_id`` (an
@@ -157,6 +162,7 @@ def log_metrics(run_id: str, metrics: dict[str, float], step: int = 0, model_id:
                                                    dataset_digest=digest) for k, v in metrics.items()])
 
 
+@unless_off()
 def log_params(run_id: str, params: dict[str, Any]) -> None:
     from mlflow.entities import Param
 
@@ -164,6 +170,7 @@ def log_params(run_id: str, params: dict[str, Any]) -> None:
         client().log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
 
 
+@unless_off()
 def log_artifacts(run_id: str, path: Path, artifact_path: str | None = None) -> None:
     """Upload a folder's files, or one file, to ``run_id`` (under ``artifact_path``)."""
     with recording(f"uploading artifacts to run {run_id}"):
@@ -173,12 +180,14 @@ def log_artifacts(run_id: str, path: Path, artifact_path: str | None = None) -> 
             client().log_artifact(run_id, str(path), artifact_path=artifact_path)
 
 
+@unless_off()
 def run_tag(run_id: str, key: str) -> str | None:
     """One tag of ``run_id``, e.g. ``mlflow.parentRunId`` (the model's run of a seed run), or None."""
     with recording(f"reading run {run_id}"):
         return client().get_run(run_id).data.tags.get(key)
 
 
+@unless_off()
 def logged_dataset(run_id: str, context: str) -> tuple[str, str] | None:
     """The name and digest of the dataset ``run_id`` logged with ``context`` (e.g. ``testing``), or None."""
     with recording(f"reading the datasets of run {run_id}"):
@@ -189,6 +198,7 @@ def logged_dataset(run_id: str, context: str) -> tuple[str, str] | None:
     return None
 
 
+@unless_off()
 def set_tags(run_id: str, tags: dict[str, str]) -> None:
     with recording(f"tagging run {run_id}"):
         for key, value in tags.items():

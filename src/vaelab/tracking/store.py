@@ -19,7 +19,8 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator
 
-from vaelab.errors import TrackingError
+from vaelab.core.errors import TrackingError
+from vaelab.tracking.switch import unless_off
 
 PREFLIGHT_TIMEOUT_S = 5.0
 # MLflow's HTTP client retries 7 times with exponential backoff (minutes) and waits 120 s per request;
@@ -72,6 +73,7 @@ def _store_lock(uri: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+@unless_off("off")
 def setup(experiment: str, note: str | None = None) -> str:
     """Point MLflow at the store, make sure ``experiment`` exists (described by ``note``, by default the study's
     :data:`EXPERIMENT_NOTE`), and return its id."""

@@ -10,8 +10,8 @@ from typing import Sequence
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from vaelab.data import NUM_CLASSES
-from vaelab.sweeps import NATS_PER_BIT, Point, rd_curves
+from vaelab.data.mnist import NUM_CLASSES
+from vaelab.studies.sweeps import NATS_PER_BIT, Point, rd_curves
 from vaelab.viz.images import DIGIT_NORM, DIGITS, as_array, styled
 
 
@@ -120,7 +120,7 @@ def rd_figure(points: list[Point], base_beta: float = 1.0, base_latent: int = 2)
 @styled
 def posterior_contours(grids: list, labels: list[int], title: str) -> Figure:
     """One panel per test digit: the true posterior p(z|x) as filled contours and the encoder's q(z|x) as lines,
-    both on the grid of :func:`vaelab.inference.posterior_grid` (one image each); levels at 1, 10 and 50% of
+    both on the grid of :func:`vaelab.measures.inference.posterior_grid` (one image each); levels at 1, 10 and 50% of
     each density's peak."""
     fig = Figure(figsize=(3.2 * len(grids), 3.4), layout="constrained")
     axes = fig.subplots(1, len(grids), squeeze=False)[0]

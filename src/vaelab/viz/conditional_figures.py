@@ -16,7 +16,7 @@ from typing import Sequence
 import torch
 from matplotlib.figure import Figure
 
-from vaelab.data import IMAGE_SIDE, NUM_CLASSES
+from vaelab.data.mnist import IMAGE_SIDE, NUM_CLASSES
 from vaelab.models.base import LatentModel
 from vaelab.viz import images
 

@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import BoundaryNorm
 from matplotlib.figure import Figure
 
-from vaelab.data import IMAGE_SIDE, NUM_CLASSES
+from vaelab.data.mnist import IMAGE_SIDE, NUM_CLASSES
 
 STYLE = {"font.size": 9, "axes.titlesize": 10, "figure.titlesize": 11, "image.cmap": "gray",
          "axes.spines.top": False, "axes.spines.right": False}

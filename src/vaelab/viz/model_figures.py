@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from vaelab import continuity, metrics
-from vaelab.config import FiguresConfig
-from vaelab.data import NUM_CLASSES, Split
-from vaelab.files import atomic_path
+from vaelab.core.config import FiguresConfig
+from vaelab.core.files import atomic_path
+from vaelab.data.mnist import NUM_CLASSES, Split
+from vaelab.measures import continuity, metrics
 from vaelab.models.base import LatentModel
 from vaelab.viz import charts, conditional_figures, images
 

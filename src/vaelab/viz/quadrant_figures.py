@@ -1,14 +1,14 @@
 """The quadrant-completion figure (as in Sohn, Lee & Yan 2015 and Pyro's ``examples/cvae`` plots): for each test
 digit, the input (the given quadrants, the missing ones grey), the truth, the baseline network's completion and
 several CVAE completions, one row per digit. Pure, in the style of :mod:`vaelab.viz.images`: arrays in, a Figure
-out (the tiles come from :func:`vaelab.quadrants.figure_tiles`).
+out (the tiles come from :func:`vaelab.studies.quadrants.figure_tiles`).
 """
 
 from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from vaelab.data import IMAGE_SIDE
+from vaelab.data.mnist import IMAGE_SIDE
 from vaelab.viz import images
 
 PAD = 2  # pixels between tiles

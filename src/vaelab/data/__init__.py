@@ -1,0 +1,1 @@
+"""MNIST and its pixel spaces: download and load, grey/dequantised/binarised pixels, the evaluation's image sets."""
