@@ -42,17 +42,8 @@ from sbi.utils.metrics import c2st
 from vaelab.core.config import TrainConfig
 from vaelab.core.errors import DataError
 from vaelab.sbi import sbibm_files
-from vaelab.sbi.posterior_nets import (
-    DEFAULT_COMPONENTS,
-    DEFAULT_HIDDEN,
-    DEFAULT_LATENT,
-    AmortizedPosterior,
-    BlackBoxVI,
-    PosteriorCVAE,
-    fit_bbvi,
-    fit_cvae,
-    simulations,
-)
+from vaelab.sbi.posterior_nets import (DEFAULT_COMPONENTS, DEFAULT_HIDDEN, DEFAULT_LATENT, AmortizedPosterior,
+                                       BlackBoxVI, PosteriorCVAE, fit_bbvi, fit_cvae, simulations)
 from vaelab.sbi.tasks import SBITask, get_task
 
 ROOT = os.environ.get("SBIBM_ROOT", str(sbibm_files.DEFAULT_ROOT))

@@ -1,31 +1,22 @@
 """DVC stage `binarize`: one fixed, seeded binarisation of the MNIST test set (``data/binarized/test.npy``, uint8 0/1,
 [10000, 784]), the test set of the binarised-MNIST yardstick. A DVC output, so it is the same everywhere."""
 
-from __future__ import annotations
-
-import io
 from pathlib import Path
 
 import click
-import numpy as np
-import torch
 
 from vaelab.core.config import Params, load_params
-from vaelab.data.mnist import load_split
-from vaelab.data.spaces import binarize
-from vaelab.pipeline.stage import publish, run_stage, staging
+from vaelab.core.layout import Layout
+from vaelab.data.mnist import binarized_test_bytes
+from vaelab.pipeline.stage import outputs, run_stage
 
 
 def write_binarized_test(params: Params, root: Path = Path(".")) -> Path:
-    test = load_split(root / "data", "test")
-    bits = binarize(test.images, torch.Generator().manual_seed(params.evaluate.binarize_seed)).to(torch.uint8).numpy()
-    buf = io.BytesIO()
-    np.save(buf, bits, allow_pickle=False)
-    with staging(root, "binarize") as staged:
-        (staged / "data" / "binarized").mkdir(parents=True)
-        (staged / "data" / "binarized" / "test.npy").write_bytes(buf.getvalue())
-        publish(staged, root)
-    return root / "data" / "binarized" / "test.npy"
+    data = binarized_test_bytes(root / "data", params.evaluate.binarize_seed)
+    with outputs(root, "binarize") as staged:
+        Layout(staged).binarized_test.parent.mkdir(parents=True)
+        Layout(staged).binarized_test.write_bytes(data)
+    return Layout(root).binarized_test
 
 
 @click.command()

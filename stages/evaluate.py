@@ -2,14 +2,13 @@
 in parallel single-thread workers on the CPU, one after another on CUDA), log each seed's numbers to the MLflow run
 that trained its checkpoint and their mean to the model's run, and write ``metrics/eval/<model>.json``."""
 
-import json
 from pathlib import Path
 
 import click
 
 from vaelab import tracking
 from vaelab.core.config import Params, load_params
-from vaelab.core.files import write_atomic
+from vaelab.core.files import write_json
 from vaelab.core.layout import Layout
 from vaelab.pipeline.stage import map_calls, outputs, run_stage
 from vaelab.studies import evaluate as study
@@ -24,7 +23,7 @@ def evaluate(params: Params, name: str, root: Path = Path(".")) -> dict:
     runs.evaluation(params.evaluate, per_seed)
     result = study.document(params, per_seed)
     with outputs(root, "evaluate") as staged:
-        write_atomic(Layout(staged).eval_metrics(name), json.dumps(result, indent=2) + "\n")
+        write_json(Layout(staged).eval_metrics(name), result)
     return result
 
 

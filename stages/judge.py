@@ -1,34 +1,25 @@
 """DVC stage `judge`: train the digit classifier that judges decoded images (models/judge, metrics/judge.json)."""
 
-from __future__ import annotations
-
-import json
 from pathlib import Path
 
 import click
 
 from vaelab.core.config import Params, load_params
 from vaelab.core.device import resolve_device
-from vaelab.core.files import write_atomic
+from vaelab.core.files import write_json
+from vaelab.core.layout import Layout
 from vaelab.data.mnist import load_split
 from vaelab.measures import judge as judges
-from vaelab.core.layout import Layout
-from vaelab.pipeline.stage import publish, run_stage, staging
+from vaelab.pipeline.stage import outputs, run_stage
 
 
 def train_judge(params: Params, root: Path = Path(".")) -> dict:
-    cfg, seed = params.judge, params.seeds[0]
     train = load_split(root / "data", "train", params.data.train_size)
     test = load_split(root / "data", "test", params.data.test_size)
-    net = judges.fit(judges.build(cfg, seed).to(resolve_device(params.device)), train.images, train.labels,
-                         cfg, seed)
-    metrics = {"train_accuracy": judges.accuracy(net, train.images, train.labels),
-               "test_accuracy": judges.accuracy(net, test.images, test.labels)}
-    with staging(root, "judge") as staged:
-        out = Layout(staged)
-        judges.save(net, cfg, out.judge_checkpoint)
-        write_atomic(out.judge_metrics, json.dumps(metrics, indent=2) + "\n")
-        publish(staged, root, replace=[out.rel(out.judge_dir)])
+    net, metrics = judges.train(params.judge, params.seeds[0], train, test, resolve_device(params.device))
+    with outputs(root, "judge", replace=[Layout().rel(Layout().judge_dir)]) as staged:
+        judges.save(net, params.judge, Layout(staged).judge_checkpoint)
+        write_json(Layout(staged).judge_metrics, metrics)
     return metrics
 
 

@@ -16,16 +16,8 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 from helpers import build_tiny_pipeline, create_mlflow_schema, make_project_copy, mirror_dir, quick_params, run
-from helpers.servers import (
-    PostgresCluster,
-    PostgresUnavailable,
-    TrackingServer,
-    new_database,
-    pg_rows,
-    running_mlflow_server,
-    start_postgres,
-    stop_postgres,
-)
+from helpers.servers import (PostgresCluster, PostgresUnavailable, TrackingServer, new_database, pg_rows,
+                             running_mlflow_server, start_postgres, stop_postgres)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -81,3 +81,18 @@ def test_tracking_is_the_one_mlflow_importer() -> None:
                    and any(isinstance(n, (ast.Import, ast.ImportFrom)) and "mlflow" in ast.unparse(n).split()[1].split(".")[0]
                            for n in ast.walk(ast.parse(p.read_text()))))
     assert found == [], f"only src/vaelab/tracking imports mlflow: {found}"
+
+
+STAGE_MAX_LINES = 40
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "stages").glob("*.py")), ids=lambda p: p.name)
+def test_a_stage_is_a_few_lines_without_torch(path: Path) -> None:
+    """A stage reads its args, loads params, opens its recorder, runs one study, draws and publishes: the work
+    itself is in the layers, so a stage program stays short and never imports torch."""
+    lines = len(path.read_text().splitlines())
+    assert lines <= STAGE_MAX_LINES, f"{path.relative_to(REPO)}: {lines} lines (at most {STAGE_MAX_LINES})"
+    tree = ast.parse(path.read_text())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert not imported & {"torch", "numpy"}, f"{path.relative_to(REPO)} imports {sorted(imported & {'torch', 'numpy'})}"

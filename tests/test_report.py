@@ -6,7 +6,6 @@ page is self-contained, a `report` run is in MLflow; and a missing input fails c
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import math
@@ -25,18 +24,9 @@ from test_claims import recomputed_verdicts
 
 from vaelab.core.config import flatten, load_params
 from vaelab.core.errors import ReportError
-from vaelab.report.render import (
-    MISSING,
-    Contents,
-    Gallery,
-    Heading,
-    Image,
-    Para,
-    Table,
-    render_html,
-    render_markdown,
-    web_image,
-)
+from vaelab.report import document
+from vaelab.report.render import (MISSING, Contents, Gallery, Heading, Image, Para, Table, render_html,
+                                  render_markdown, web_image)
 from vaelab.report.sections import report_blocks
 from vaelab.studies import claims
 from vaelab.viz import charts
@@ -156,21 +146,12 @@ class _Text(HTMLParser):
             self._in_h2 = None
 
 
-def _stage_module():
-    """stages/report.py of this checkout, under a name of its own (the slow tests import a copy's as `report`)."""
-    spec = importlib.util.spec_from_file_location("vaelab_report_stage", REPO / "stages" / "report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def committed() -> dict:
     """The committed report's blocks, laid out again from the committed inputs (metrics/, plots/history,
     reports/figures, reports/study), and its report.md; report.html (images encoded) on first use."""
-    stage = _stage_module()
-    blocks = report_blocks(stage.read_inputs(load_params(REPO / "params.yaml"), REPO))
-    return {"title": stage.TITLE, "blocks": blocks, "md": render_markdown(stage.TITLE, blocks)}
+    blocks = report_blocks(document.read_inputs(load_params(REPO / "params.yaml"), REPO))
+    return {"title": document.TITLE, "blocks": blocks, "md": render_markdown(document.TITLE, blocks)}
 
 
 @pytest.fixture(scope="module")
@@ -222,8 +203,8 @@ def test_the_models_side_by_side_are_galleries_with_labels_not_br() -> None:
     md = render_markdown("T", blocks)
     assert "<br>" not in md and md.count("![") == 7 and "| **M5** | **M6** |  |  |  |" in md
     html = render_html("T", blocks, lambda rel: png)
-    assert html.count('<figure class="card">') == 7 and 'id="figures--more"' in html
-    assert html.count('href="#z') == 7   # each figure opens full size
+    assert 'id="figures--more"' in html and "<strong>bold</strong>" in html and "<strong>M5</strong>" in html
+    assert html.count("<img ") == 7 and html.count('href="#z') == 7   # each figure embedded, opens full size
 
 
 def test_web_image_shrinks_a_real_figure_and_is_deterministic() -> None:
@@ -244,4 +225,4 @@ def test_each_chart_has_its_own_title_and_the_legend_beside_the_curves() -> None
     FigureCanvasAgg(loss).draw()
     ax, legend = loss.axes[0], loss.axes[0].get_legend()
     assert legend.get_window_extent().x0 >= ax.get_window_extent().x1   # outside the axes: covers no curve
-    assert "Decoder σ per epoch" in (REPO / "stages" / "report.py").read_text()   # the stage gives σ its title
+    assert "Decoder σ per epoch" in (REPO / "src" / "vaelab" / "report" / "document.py").read_text()  # σ's title

@@ -17,16 +17,8 @@ from torch.distributions import Categorical, Independent, MixtureSameFamily, Mul
 
 from vaelab.core.errors import ConfigError, DataError, DownloadError, NoReferencePosteriorError
 from vaelab.sbi.c2st import c2st
-from vaelab.sbi.sbibm_files import (
-    FILES,
-    OBSERVATIONS,
-    download_wheel,
-    fetch_sbibm_files,
-    observation,
-    reference_samples,
-    relative_path,
-    true_parameters,
-)
+from vaelab.sbi.sbibm_files import (FILES, OBSERVATIONS, download_wheel, fetch_sbibm_files, observation,
+                                    reference_samples, relative_path, true_parameters)
 from vaelab.sbi.sbibm_manifest import SHA256
 from vaelab.sbi.tasks import TASKS, get_task
 

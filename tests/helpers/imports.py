@@ -31,13 +31,16 @@ def imported_modules(path: Path) -> set[str]:
     return {m for m in found if m == "vaelab" or m.startswith("vaelab.")}
 
 
-def closure(entry: Path) -> set[Path]:
-    """Every file under src/ that ``entry`` imports, directly or not (parent packages included)."""
+def closure(entry: Path, skip: tuple[str, ...] = ()) -> set[Path]:
+    """Every file under src/ that ``entry`` imports, directly or not (parent packages included); modules under a
+    package of ``skip`` (e.g. ``vaelab.tracking``) are neither listed nor followed."""
     seen: set[Path] = set()
     todo = [entry]
     while todo:
         path = todo.pop()
         for name in imported_modules(path):
+            if any(name == s or name.startswith(s + ".") for s in skip):
+                continue
             parts = name.split(".")
             for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__ too
                 f = module_file(".".join(parts[:i]))

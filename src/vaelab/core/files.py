@@ -7,7 +7,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 
 @contextlib.contextmanager
@@ -29,6 +29,13 @@ def write_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write ``data`` as indented JSON with a final newline, atomically: every metrics file of the pipeline."""
+    import json
+
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def md5_of_bytes(data: bytes) -> str:

@@ -32,6 +32,10 @@ class Layout:
     def binarized(self) -> Path:
         return self.data / "binarized"
 
+    @property
+    def binarized_test(self) -> Path:
+        return self.binarized / "test.npy"
+
     # Networks
     def model_dir(self, name: str) -> Path:
         """Every seed of model ``name``: ``seed<k>/model.pt``."""

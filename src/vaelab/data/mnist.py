@@ -7,6 +7,7 @@ exact size) when read, so a truncated or altered file fails loudly instead of tr
 
 from __future__ import annotations
 
+import io
 import struct
 from pathlib import Path
 from typing import Iterator, Literal, NamedTuple
@@ -17,6 +18,7 @@ import torch
 from vaelab.core.config import MNIST_TEST_SIZE, MNIST_TRAIN_SIZE
 from vaelab.core.errors import DataError
 from vaelab.data.download import raw_dir
+from vaelab.data.spaces import binarize
 
 IMAGE_SIDE = 28
 INPUT_DIM = IMAGE_SIDE * IMAGE_SIDE  # 784
@@ -72,6 +74,15 @@ def batches(n: int, batch_size: int, generator: torch.Generator | None = None) -
     """Index batches over ``range(n)``: shuffled with ``generator`` when given, in order otherwise."""
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     yield from order.split(batch_size)
+
+
+def binarized_test_bytes(root: str | Path, seed: int) -> bytes:
+    """The `binarize` stage's output (``binarized/test.npy``): one fixed, seeded binarisation of the test set,
+    uint8 0/1 [10000, 784], as the bytes of a .npy file (no pickle)."""
+    bits = binarize(load_split(root, "test").images, torch.Generator().manual_seed(seed)).to(torch.uint8).numpy()
+    buf = io.BytesIO()
+    np.save(buf, bits, allow_pickle=False)
+    return buf.getvalue()
 
 
 def load_binarized_test(root: str | Path) -> torch.Tensor:

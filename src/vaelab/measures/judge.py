@@ -9,6 +9,7 @@ features mean something; two convolutions and one hidden layer do, in about a mi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -92,3 +93,10 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Judge:
     """Load the judge in eval mode (``weights_only=True``: no code runs from the file)."""
     return load_module(path, FORMAT, lambda c: build(from_dict(JudgeConfig, c, "config")),
                        "run `dvc repro judge` to train it", device)
+
+
+def train(cfg: JudgeConfig, seed: int, train_split: Any, test_split: Any, device: torch.device) -> tuple[Judge, dict]:
+    """The judge trained on ``train_split`` (seeded), and its train and test accuracy (``metrics/judge.json``)."""
+    net = fit(build(cfg, seed).to(device), train_split.images, train_split.labels, cfg, seed)
+    return net, {"train_accuracy": accuracy(net, train_split.images, train_split.labels),
+                 "test_accuracy": accuracy(net, test_split.images, test_split.labels)}

@@ -20,6 +20,7 @@ from vaelab.core.checkpoints import load_module, payload, save_bytes, to_bytes
 from vaelab.core.config import SEEDS_KEY, Params, from_dict
 from vaelab.core.errors import ConfigError
 from vaelab.core.stacking import stack_states, unstack_state
+from vaelab.models import likelihoods
 from vaelab.models.ae import Autoencoder
 from vaelab.models.base import LatentModel
 from vaelab.models.cvae import CVAE
@@ -128,3 +129,10 @@ def serving_example(spec: ModelSpec, data: Path, n: int = 5) -> torch.Tensor:
     if REGISTRY[spec.kind].conditional:
         return torch.cat([split.images[:n], split.labels[:n, None].float()], dim=1)
     return split.images[:n]
+
+
+def fixed_scale(spec: ModelSpec) -> bool:
+    """Whether the model's decoder likelihood has a fixed scale (a Gaussian of set σ: its NLL is a squared error
+    plus a constant, not a calibrated density), read from the spec's likelihood class: no model is built."""
+    likelihood = getattr(spec.config, "likelihood", None)
+    return isinstance(likelihood, dict) and likelihoods.LIKELIHOODS[likelihood["name"]].fixed_scale

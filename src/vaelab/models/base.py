@@ -27,6 +27,7 @@ from torch import nn
 from vaelab.core import streams
 from vaelab.core.distributions import DiagonalGaussian, PointMass
 from vaelab.data import spaces
+from vaelab.data.mnist import NUM_CLASSES, batches
 
 Posterior = DiagonalGaussian | PointMass
 # Quantiles 0.05 ... 0.95 keep a grid inside the bulk of N(0, 1), as in Kingma & Welling (2014), fig. 4.
@@ -64,6 +65,21 @@ class LatentModel(nn.Module):
     def mean_image(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """[N, 784] pixel means in [0, 1]: what the figures draw."""
         return self.likelihood.mean(self.decode(z, y))
+
+    def condition(self, labels: torch.Tensor) -> torch.Tensor | None:
+        """What encode and decode take as ``y`` for images with these digit labels: the labels for a conditional
+        model, None for one that ignores them."""
+        return labels if self.conditional else None
+
+    @torch.no_grad()
+    def prior_images(self, n: int, generator: torch.Generator, rows: int) -> torch.Tensor | None:
+        """``n`` mean images decoded from z ~ N(0, I) (a conditional model: labels 0–9 in turn), decoded ``rows`` at
+        a time, on the CPU; None for a model without a prior."""
+        if not self.has_prior:
+            return None
+        z = torch.randn(n, self.cfg.latent_dim, generator=generator, device=self.device)
+        y = self.condition(torch.arange(n, device=self.device) % NUM_CLASSES)
+        return torch.cat([self.mean_image(z[i], None if y is None else y[i]).cpu() for i in batches(n, rows)])
 
     def loss(self, x: torch.Tensor, y: torch.Tensor | None = None,
              noise: streams.Source = None) -> dict[str, torch.Tensor]:

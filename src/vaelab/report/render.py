@@ -1,7 +1,7 @@
-"""The report as a document: pure functions that lay out blocks (headings, a table of contents, paragraphs,
-images, galleries, tables) and render the same blocks to Markdown (renders on GitHub and in MLflow's preview)
-and to one self-contained HTML page (images embedded as WebP data URIs, each opening full size on a click).
-Reading the pipeline's outputs is the report stage's job (stages/report.py).
+"""The report as a document: blocks (headings, a table of contents, paragraphs, images, galleries, tables) written as
+Markdown, the one source (renders on GitHub and in MLflow's preview), and that Markdown rendered by markdown-it-py
+into one self-contained HTML page in a Jinja2 template (images embedded as WebP data URIs, each opening full size
+on a click). Reading the pipeline's outputs is :mod:`vaelab.report.document`'s job.
 """
 
 from __future__ import annotations
@@ -14,6 +14,11 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Union
 
+import jinja2
+import markupsafe
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+from markdown_it.rules_core import StateCore
 from PIL import Image as PILImage
 
 # The one sign for "nothing to show here": a metric a model does not have, a figure a model cannot draw.
@@ -49,8 +54,8 @@ class Image:
 
 @dataclass(frozen=True)
 class Gallery:
-    """Labelled figures of one kind: cards that wrap to the page's width in HTML, rows of ``columns`` figures
-    (a label row over an image row) in Markdown."""
+    """Labelled figures of one kind: rows of ``columns`` figures, a label row over each image row (a table in
+    Markdown, and so in the HTML page rendered from it)."""
     items: list[tuple[str, Image]]
     columns: int = 5
 
@@ -138,16 +143,6 @@ def render_markdown(title: str, blocks: list[Block]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def _inline_html(text: str) -> str:
-    """Escape, then render `code` and **bold** (the only Markdown the report's prose uses); "mean ± half-width"
-    stays on one line in a narrow column."""
-    out = html.escape(text).replace(" ± ", "\u00a0±\u00a0")
-    for mark, tag in (("**", "b"), ("`", "code")):
-        pieces = out.split(mark)
-        out = "".join(p if i % 2 == 0 else f"<{tag}>{p}</{tag}>" for i, p in enumerate(pieces))
-    return out
-
-
 def web_image(png: bytes) -> bytes:
     """A figure's PNG re-encoded as WebP for embedding (same size, alpha kept, lossy at :data:`WEBP_QUALITY`)."""
     with PILImage.open(io.BytesIO(png)) as im:
@@ -165,8 +160,6 @@ CSS = ("body{font-family:system-ui,sans-serif;line-height:1.45;color:#222;max-wi
        "td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top}th{background:#f4f4f4}"
        "td{font-variant-numeric:tabular-nums}td img{width:100%;min-width:200px}"
        "img{max-width:100%;height:auto}code{background:#f4f4f4;padding:0 2px}"
-       ".gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:12px;margin:12px 0}"
-       ".card{margin:0;border:1px solid #ddd;padding:6px}.card figcaption{font-weight:bold;margin-bottom:4px}"
        "a.zoom img{cursor:zoom-in}a.back{display:none}"
        "a.zoom:target{position:fixed;inset:0;z-index:9;background:rgba(0,0,0,.85);display:flex;"
        "align-items:center;justify-content:center}"
@@ -174,40 +167,46 @@ CSS = ("body{font-family:system-ui,sans-serif;line-height:1.45;color:#222;max-wi
        "a.zoom:target+a.back{display:block;position:fixed;inset:0;z-index:10;cursor:zoom-out}")
 
 
-def render_html(title: str, blocks: list[Block], image: Callable[[str], bytes]) -> str:
-    """The same report as one HTML file; ``image(rel_path)`` returns a figure's PNG bytes to embed."""
+# The page around the rendered Markdown (Jinja2 escapes the title; the body is markdown-it's own HTML).
+PAGE = jinja2.Environment(autoescape=True).from_string(
+    "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>\n"
+    "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
+    "<title>{{ title }}</title><style>{{ css }}</style></head><body>\n{{ body }}</body></html>\n")
+
+
+def _markdown_it(image: Callable[[str], bytes]) -> MarkdownIt:
+    """CommonMark with GitHub's tables; headings get GitHub's ids (so the contents' links work), every image is
+    embedded as WebP and opens full size on a click, and "mean ± half-width" stays on one line."""
+    parser = MarkdownIt("commonmark", {"html": False}).enable("table")
     count = itertools.count(1)   # ids of the figures' overlays
 
-    def img(b: Image) -> str:
-        n = next(count)
-        data = base64.b64encode(web_image(image(b.path))).decode()
+    def ids(state: StateCore) -> None:
+        seen: dict[str, int] = {}
+        for i, token in enumerate(state.tokens):
+            if token.type == "heading_open" and token.tag != "h1":
+                slug = anchor(state.tokens[i + 1].content)
+                token.attrSet("id", f"{slug}-{seen[slug]}" if slug in seen else slug)
+                seen[slug] = seen.get(slug, 0) + 1
+
+    def img(renderer, tokens, idx, options, env) -> str:
+        n, token = next(count), tokens[idx]
+        data = base64.b64encode(web_image(image(token.attrGet("src")))).decode()
+        alt = html.escape(token.content)
         return (f'<span id="f{n}"></span><a class="zoom" id="z{n}" href="#z{n}" title="open full size">'
-                f'<img alt="{html.escape(b.alt)}" src="data:image/webp;base64,{data}"></a>'
+                f'<img alt="{alt}" src="data:image/webp;base64,{data}"></a>'
                 f'<a class="back" href="#f{n}" aria-label="close"></a>')
 
-    def cell(c: Cell) -> str:
-        return MISSING if c is None else img(c) if isinstance(c, Image) else _inline_html(c)
+    def text(renderer, tokens, idx, options, env) -> str:
+        return escapeHtml(tokens[idx].content).replace(" ± ", "\u00a0±\u00a0")
 
-    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-             f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1>"]
-    for b, a in zip(blocks, _anchors(blocks)):
-        if isinstance(b, Heading):
-            parts.append(f'<h{b.level} id="{a}">{_inline_html(b.text)}</h{b.level}>')
-        elif isinstance(b, Contents):
-            parts.append("<nav><ul>" + "".join(f'<li><a href="#{t_a}">{_inline_html(t)}</a></li>'
-                                               for t, t_a in _contents(blocks)) + "</ul></nav>")
-        elif isinstance(b, Para):
-            parts.append(f"<p><i>{_inline_html(b.text)}</i></p>" if b.italic else f"<p>{_inline_html(b.text)}</p>")
-        elif isinstance(b, Image):
-            parts.append(f"<p>{img(b)}</p>")
-        elif isinstance(b, Gallery):
-            parts.append('<div class="gallery">' + "".join(
-                f'<figure class="card"><figcaption>{_inline_html(label)}</figcaption>{img(i)}</figure>'
-                for label, i in b.items) + "</div>")
-        else:
-            head = "".join(f"<th>{_inline_html(h)}</th>" for h in b.header)
-            body = "".join("<tr>" + "".join(f"<td>{cell(c)}</td>" for c in row) + "</tr>" for row in b.rows)
-            parts.append(f"<table><tr>{head}</tr>{body}</table>")
-    return "\n".join(parts) + "\n</body></html>\n"
+    parser.core.ruler.push("github_heading_ids", ids)
+    parser.add_render_rule("image", img)
+    parser.add_render_rule("text", text)
+    return parser
+
+
+def render_html(title: str, blocks: list[Block], image: Callable[[str], bytes]) -> str:
+    """The same report as one self-contained HTML page: report.md's Markdown (:func:`render_markdown`, the one
+    source) rendered by markdown-it-py into a Jinja2 page; ``image(rel_path)`` returns a figure's PNG to embed."""
+    body = _markdown_it(image).render(render_markdown(title, blocks))
+    return PAGE.render(title=title, css=markupsafe.Markup(CSS), body=markupsafe.Markup(body))

@@ -81,7 +81,7 @@ def study_model(params: Params, name: str, root: Path) -> ModelGaps:
     pick = image_sets.drawn(len(test.images), cfg.images, params.evaluate.image_set_seed)
     x = test_images(model.space, test, load_binarized_test(root / "data"), seed)[pick]
     labels = test.labels[pick]
-    y = labels if model.conditional else None
+    y = model.condition(labels)
     with torch.no_grad():
         q = model.encode(x, y)
     mu, logvar = q.mean, q.logvar

@@ -36,20 +36,29 @@ network sees z only; the paper's (used here) sees the given pixels too.
 
 from __future__ import annotations
 
+import logging
+import shutil
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vaelab.core.config import MNIST_TEST_SIZE, TrainConfig, from_dict, hidden_widths, positive_int
+from vaelab.core.config import MNIST_TEST_SIZE, MNIST_TRAIN_SIZE, TrainConfig, from_dict, hidden_widths, positive_int
 from vaelab.core.distributions import DiagonalGaussian
-from vaelab.data.mnist import IMAGE_SIDE, INPUT_DIM
+from vaelab.core.device import resolve_device
+from vaelab.core.layout import Layout
+from vaelab.data.mnist import IMAGE_SIDE, INPUT_DIM, load_split
 from vaelab.measures import importance
 from vaelab.measures.importance import mean_se
 from vaelab.models.layers import mlp
 from vaelab.models.likelihoods import Bernoulli
 from vaelab.training.loop import fit_stacked
+
+log = logging.getLogger("vaelab.quadrants")
 
 QUADRANTS = ("top-left", "top-right", "bottom-left", "bottom-right")
 # Pyro's MaskImages (examples/cvae/mnist.py): the quadrants each setting gives; the others are predicted.
@@ -348,3 +357,48 @@ def summary(cfg: QuadrantsConfig, results: list[SettingResult], seed: int, train
     out["beats_anchor"] = {f"given_{r.given}": r.metrics["cvae_nll"] < PYRO_ANCHOR[f"given_{r.given}"]["cvae_nll"]
                            for r in results}
     return out
+
+
+# Forward and backward of the baseline and the CVAE's three 500-500 MLPs, per training image and epoch (sizes the
+# work for the stage's workers); the evaluation adds S generation passes (~1 MFLOP each) per scored image.
+TRAIN_MFLOP_PER_IMAGE = {"baseline": 4.0, "cvae": 13.0}
+
+
+def calls(params: Any, cfg: QuadrantsConfig, root: Path) -> list[tuple]:
+    """The arguments of :func:`complete_setting`, one tuple per setting (the first of params' seeds)."""
+    return [(cfg, g, root, params.data.train_size, params.seeds[0], params.device) for g in cfg.given]
+
+
+def document(params: Any, cfg: QuadrantsConfig, results: list[SettingResult]) -> dict:
+    """``metrics/quadrants.json``: :func:`summary` of the settings' results with params' sizes."""
+    return summary(cfg, results, params.seeds[0], params.data.train_size or MNIST_TRAIN_SIZE,
+                   cfg.test_images or MNIST_TEST_SIZE)
+
+
+def gflop(params: Any, cfg: QuadrantsConfig) -> float:
+    """The arithmetic of one setting (training both networks, scoring with S samples): sizes the work for the workers."""
+    train_size, images = params.data.train_size or MNIST_TRAIN_SIZE, cfg.test_images or MNIST_TEST_SIZE
+    return (train_size * (cfg.baseline_epochs * TRAIN_MFLOP_PER_IMAGE["baseline"]
+                          + cfg.epochs * TRAIN_MFLOP_PER_IMAGE["cvae"]) + images * cfg.samples) / 1e3
+
+
+def clear_outputs(root: Path) -> None:
+    """An earlier result must not outlive a failed re-run (as DVC removes a stage's outputs before running it)."""
+    at = Layout(root)
+    at.quadrants_metrics.unlink(missing_ok=True)
+    shutil.rmtree(at.figures("quadrants"), ignore_errors=True)
+
+
+def complete_setting(cfg: QuadrantsConfig, given: int, root: Path, train_size: int | None, seed: int,
+                     device_name: str) -> SettingResult:
+    """One setting, end to end, in a worker: reads the data itself (cheaper than sending it)."""
+    start = time.process_time()
+    train = load_split(root / "data", "train", train_size)
+    test = load_split(root / "data", "test", cfg.test_images)
+    result = run_setting(cfg, given, train.images, test.images, test.labels, seed, resolve_device(device_name))
+    m = result.metrics
+    # CPU seconds, not wall: what the setting costs whatever else shares the machine.
+    log.info("given %d: baseline %.2f, CVAE %.2f ± %.2f nats (S = %d, %d test images) in %.1f CPU s", given,
+             m["baseline_nll"], m["cvae_nll"], m["cvae_nll_se"], cfg.samples, len(test.images),
+             time.process_time() - start)
+    return result

@@ -46,18 +46,21 @@ Settings (K, k of the kNN, grid size, threshold) are params, not metrics: see pa
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from vaelab.core.config import EvaluateConfig
 from vaelab.data import image_sets
-from vaelab.data.image_sets import ImageSets, image_sets_for
+from vaelab.data.image_sets import image_sets_for
 from vaelab.data.mnist import INPUT_DIM, NUM_CLASSES, Split, batches
 from vaelab.data.spaces import DataSpace, dequantize
 from vaelab.measures import continuity, importance, inference, metrics, sharpness, style
 from vaelab.measures import judge as judges
+from vaelab.measures.capabilities import ANY, Needs
 from vaelab.measures.sample_quality import sample_quality
 from vaelab.models.base import LatentModel
 from vaelab.models.likelihoods import bits_per_dim
@@ -134,15 +137,6 @@ def _subset(x: torch.Tensor, n: int | None) -> torch.Tensor:
     return x if n is None else x[:n]
 
 
-@torch.no_grad()
-def prior_samples(model: LatentModel, n: int, generator: torch.Generator) -> torch.Tensor:
-    """``n`` mean images decoded from z ~ N(0, I) (a conditional model: labels 0–9 in turn), on the CPU."""
-    z = torch.randn(n, model.cfg.latent_dim, generator=generator, device=model.device)
-    y = torch.arange(n, device=model.device) % NUM_CLASSES if model.conditional else None
-    return torch.cat([model.mean_image(z[i], None if y is None else y[i]).cpu()
-                      for i in batches(n, metrics.DECODER_ROWS)])
-
-
 # Tighter quadrature settings than the default (vaelab.measures.inference.quadrature: coarse 256, radius 5, tol 0.05).
 TIGHT = {"coarse": 384, "radius": 7.0, "tol": 0.02}
 
@@ -184,114 +178,192 @@ def decoded(model: LatentModel, z: torch.Tensor, y: torch.Tensor | None = None) 
                       for i in batches(len(z), metrics.DECODER_ROWS)]) if len(z) else torch.empty(0, INPUT_DIM)
 
 
-@torch.no_grad()
-def latent_structure(model: LatentModel, judge: torch.nn.Module, tests: TestSets, z_test: torch.Tensor,
-                     cfg: EvaluateConfig) -> dict:
-    """Continuity (:mod:`vaelab.measures.continuity`) of an unconditional model: the fixed pairs' paths, and for a 2-D
-    latent its own grid's realness and empty areas (keys added to ``grid``)."""
-    realness = continuity.Realness.fit(tests.real_features, cfg.realness_k, cfg.realness_quantile)
-    decode = lambda z: decoded(model, z)                       # noqa: E731
-    features = lambda images: judges.features(judge, images)   # noqa: E731
-    a, b, same = continuity.fixed_pairs(tests.grey.labels, cfg.continuity_pairs, cfg.continuity_seed)
-    out = {"continuity": continuity.path_metrics(decode, features, realness, z_test[a], z_test[b], same,
-                                                 cfg.continuity_steps)}
-    if model.cfg.latent_dim == 2:
-        out["grid"] = continuity.grid_metrics(decode, features, realness, z_test, cfg.grid_size)
-    return out
+class Context:
+    """What the measures of one model share: its codes, its test images in every form, the evaluation's image sets
+    and the draws more than one measure reads (each computed once, on first use, from its own seeded generator)."""
+
+    def __init__(self, model: LatentModel, judge: torch.nn.Module, train: Split, tests: TestSets, cfg: EvaluateConfig,
+                 seed: int) -> None:
+        self.model, self.judge, self.train, self.tests, self.cfg, self.seed = model, judge, train, tests, cfg, seed
+        self.test = tests.grey
+        self.sets = image_sets_for(cfg, len(self.test.images), len(tests.binarized), len(tests.real_features))
+        self.y_train, self.y_test = model.condition(train.labels), model.condition(self.test.labels)
+        self.z_train = metrics.codes(model, train.images, self.y_train)
+        self.z_test = metrics.codes(model, self.test.images, self.y_test)
+
+    def generator(self, device: torch.device | None = None) -> torch.Generator:
+        """A fresh generator seeded with the seed: each measure draws its own noise, whatever ran before it."""
+        return torch.Generator(device or self.model.device).manual_seed(self.seed)
+
+    @functools.cached_property
+    def bounds(self) -> dict[str, torch.Tensor]:
+        """Per-image negative ELBO, its terms and the IWAE bound on the likelihood set, in the model's own space;
+        for a conditional model, continued on the same generator, −log p(x) and −log p(x|y) for every label."""
+        gen = self.generator()
+        pick = self.sets.likelihood
+        own = self.tests.own(self.model.space)[pick]
+        per_image = metrics.likelihood_bounds(self.model, own, None if self.y_test is None else self.y_test[pick],
+                                              self.cfg.iwae_samples, gen)
+        if CONDITIONAL_PRIOR.met_by(self.model):
+            per_image["nll_marginal"], per_image["per_label"] = label_marginal_nll(self.model, own,
+                                                                                   self.cfg.iwae_samples, gen)
+        return per_image
+
+    @functools.cached_property
+    def fake(self) -> torch.Tensor | None:
+        """The prior samples of sample quality and sharpness (the same draws for both); None without a prior."""
+        return self.model.prior_images(self.cfg.sample_images, self.generator(), metrics.DECODER_ROWS)
+
+    @functools.cached_property
+    def realness(self) -> continuity.Realness:
+        return continuity.Realness.fit(self.tests.real_features, self.cfg.realness_k, self.cfg.realness_quantile)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return decoded(self.model, z, y)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return judges.features(self.judge, images)
 
 
-@torch.no_grad()
-def code_style(model: LatentModel, judge: torch.nn.Module, z_test: torch.Tensor, cfg: EvaluateConfig) -> dict:
-    """The style group (:mod:`vaelab.measures.style`) of a conditional model, on a seeded subset of its test codes."""
-    pick = image_sets.subset(len(z_test), cfg.style_images, cfg.continuity_seed)
-    classify = lambda images: judges.predict_proba(judge, images).argmax(1)   # noqa: E731
-    return style.style_group(lambda z, y: decoded(model, z, y), classify, z_test[pick])
+def _reconstruction(c: Context) -> dict:
+    mse = metrics.reconstruction_error(c.model, c.test.images, c.z_test, c.y_test).mean().item()
+    return {"mse_per_image": mse, "mse_per_pixel": mse / INPUT_DIM}
 
 
-@torch.no_grad()
-def yardsticks(model: LatentModel, judge: torch.nn.Module, tests: TestSets, cfg: EvaluateConfig, seed: int,
-               fake: torch.Tensor, sets: ImageSets) -> dict:
-    """The numbers that compare models across decoders: 8-bit bits/dim, the binarised track, sample quality.
-    Each group is measured on one image set (``sets.ids``)."""
-    out: dict = {}
-    unconditional = not model.conditional
-    exact = unconditional and model.cfg.latent_dim == 2 and cfg.quadrature_images > 0
-    if unconditional and model.likelihood.density:
-        gen = torch.Generator(model.device).manual_seed(seed)
-        nll = metrics.likelihood_bounds(model, tests.dequantized[sets.likelihood], None, cfg.iwae_samples, gen)["iwae_nll"]
-        out["grey8bit"] = {**_mean_and_se("nll", nll), **_mean_and_se("bits_per_dim", bits_per_dim(nll))}
-        if exact:
-            out["grey8bit_exact"] = exact_group(model, tests.dequantized[sets.exact], cfg, seed, in_bits=True)
-    if unconditional and model.space.binary:
-        gen = torch.Generator(model.device).manual_seed(seed)
-        nll = metrics.likelihood_bounds(model, tests.binarized[sets.binarized], None, cfg.binarized_iwae_samples,
-                                        gen)["iwae_nll"]
-        out["binarized"] = _mean_and_se("iwae_nll", nll)
-        if exact:
-            out["binarized_exact"] = exact_group(model, tests.binarized[sets.binarized_exact], cfg, seed, in_bits=False)
-    out["samples"] = sample_quality(tests.real_features, judges.features(judge, fake), torch.Generator().manual_seed(seed))
-    return out
+def _elbo(c: Context) -> dict:
+    b = c.bounds
+    return {**_mean_and_se("neg_elbo", b["neg_elbo"]), "recon": b["recon"].mean().item(),
+            "kl": b["kl"].mean().item(), "kl_bits": b["kl"].mean().item() / math.log(2)}
+
+
+def _iwae_conditional(c: Context) -> dict:
+    return {**_mean_and_se("nll_given_y", c.bounds["iwae_nll"]), **_mean_and_se("nll_marginal", c.bounds["nll_marginal"])}
+
+
+def _latent(c: Context) -> dict:
+    subset = torch.arange(len(c.z_test))
+    if c.cfg.silhouette_size is not None and c.cfg.silhouette_size < len(c.z_test):
+        subset = torch.randperm(len(c.z_test), generator=torch.Generator().manual_seed(c.seed))[:c.cfg.silhouette_size]
+    return {"knn_accuracy": metrics.knn_accuracy(c.z_train, c.train.labels, c.z_test, c.test.labels, c.cfg.knn_k),
+            "silhouette": metrics.silhouette(c.z_test[subset], c.test.labels[subset])}
+
+
+def _saturation(c: Context) -> dict:
+    # A bounded code that sits on its box's edges has saturated (the post's AE collapses that way).
+    low, high = c.model.latent_box
+    edge = ((c.z_test - low < SATURATION) | (high - c.z_test < SATURATION)).any(1)
+    return {"saturated_fraction": edge.to(torch.float32).mean().item()}
+
+
+def _grid(c: Context) -> dict:
+    """The decoded latent grid's confident share, and the grid over the model's own codes (realness, empty areas)."""
+    tiles = c.model.mean_image(c.model.latent_grid(c.cfg.grid_size).to(c.model.device))
+    out = {"confident_fraction": metrics.confident_fraction(judges.predict_proba(c.judge, tiles), c.cfg.threshold)}
+    return {**out, **continuity.grid_metrics(c.decode, c.features, c.realness, c.z_test, c.cfg.grid_size)}
+
+
+def _continuity(c: Context) -> dict:
+    """Continuity (:mod:`vaelab.measures.continuity`): the fixed pairs' straight paths, decoded."""
+    a, b, same = continuity.fixed_pairs(c.test.labels, c.cfg.continuity_pairs, c.cfg.continuity_seed)
+    return continuity.path_metrics(c.decode, c.features, c.realness, c.z_test[a], c.z_test[b], same,
+                                   c.cfg.continuity_steps)
+
+
+def _conditional(c: Context) -> dict:
+    pick = c.sets.likelihood
+    return {"accuracy": conditional_accuracy(c.model, c.judge, CONDITIONAL_SAMPLES, c.generator()),
+            "bayes_accuracy": (c.bounds["per_label"].argmin(1) == c.test.labels[pick]).to(torch.float32).mean().item()}
+
+
+def _style(c: Context) -> dict:
+    """The style group (:mod:`vaelab.measures.style`) on a seeded subset of the test codes."""
+    pick = image_sets.subset(len(c.z_test), c.cfg.style_images, c.cfg.continuity_seed)
+    classify = lambda images: judges.predict_proba(c.judge, images).argmax(1)   # noqa: E731
+    return style.style_group(c.decode, classify, c.z_test[pick])
+
+
+def _sharpness(c: Context) -> dict:
+    return sharpness.sharpness_group(c.decode(c.z_test, c.y_test), c.test.images, c.fake)
+
+
+def _grey8bit(c: Context) -> dict:
+    nll = metrics.likelihood_bounds(c.model, c.tests.dequantized[c.sets.likelihood], None, c.cfg.iwae_samples,
+                                    c.generator())["iwae_nll"]
+    return {**_mean_and_se("nll", nll), **_mean_and_se("bits_per_dim", bits_per_dim(nll))}
+
+
+def _grey8bit_exact(c: Context) -> dict | None:
+    if c.cfg.quadrature_images <= 0:
+        return None
+    return exact_group(c.model, c.tests.dequantized[c.sets.exact], c.cfg, c.seed, in_bits=True)
+
+
+def _binarized(c: Context) -> dict:
+    nll = metrics.likelihood_bounds(c.model, c.tests.binarized[c.sets.binarized], None, c.cfg.binarized_iwae_samples,
+                                    c.generator())["iwae_nll"]
+    return _mean_and_se("iwae_nll", nll)
+
+
+def _binarized_exact(c: Context) -> dict | None:
+    if c.cfg.quadrature_images <= 0:
+        return None
+    return exact_group(c.model, c.tests.binarized[c.sets.binarized_exact], c.cfg, c.seed, in_bits=False)
+
+
+def _samples(c: Context) -> dict:
+    return sample_quality(c.tests.real_features, c.features(c.fake), torch.Generator().manual_seed(c.seed))
+
+
+def _samples_reference(c: Context) -> dict:
+    # Real against real: as many training images as samples, in the same features (FID's floor here).
+    return sample_quality(c.tests.real_features, c.features(c.train.images[:len(c.fake)]),
+                          torch.Generator().manual_seed(c.seed))
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One group of metrics/eval/<model>.json (or a part of one: a second entry of a group adds its keys) and the
+    models it applies to."""
+
+    group: str
+    needs: Needs
+    run: Callable[[Context], dict | None]
+
+
+UNCONDITIONAL_PRIOR = Needs(prior=True, conditional=False)
+CONDITIONAL_PRIOR = Needs(prior=True, conditional=True)
+# The registry, in the order of the metrics file. The cross-decoder yardsticks (grey8bit.., samples) follow the
+# rest: 8-bit bits/dim of densities, the binarised track of binary models, sample quality of every prior.
+MEASURES: tuple[Measure, ...] = (
+    Measure("reconstruction", ANY, _reconstruction),
+    Measure("elbo", Needs(prior=True), _elbo),
+    Measure("iwae", UNCONDITIONAL_PRIOR, lambda c: _mean_and_se("nll", c.bounds["iwae_nll"])),
+    Measure("iwae", CONDITIONAL_PRIOR, _iwae_conditional),
+    Measure("latent", ANY, _latent),
+    Measure("latent", Needs(box=True), _saturation),
+    Measure("grid", Needs(conditional=False, latent_2d=True), _grid),
+    Measure("continuity", Needs(conditional=False), _continuity),
+    Measure("conditional", CONDITIONAL_PRIOR, _conditional),
+    Measure("style", CONDITIONAL_PRIOR, _style),
+    Measure("sharpness", ANY, _sharpness),
+    Measure("grey8bit", Needs(prior=True, conditional=False, density=True), _grey8bit),
+    Measure("grey8bit_exact", Needs(prior=True, conditional=False, latent_2d=True, density=True), _grey8bit_exact),
+    Measure("binarized", Needs(prior=True, conditional=False, binary=True), _binarized),
+    Measure("binarized_exact", Needs(prior=True, conditional=False, latent_2d=True, binary=True), _binarized_exact),
+    Measure("samples", Needs(prior=True), _samples),
+    Measure("samples_reference", Needs(prior=True), _samples_reference),
+)
 
 
 @torch.no_grad()
 def score(model: LatentModel, judge: torch.nn.Module, train: Split, tests: TestSets, cfg: EvaluateConfig,
           seed: int) -> dict:
-    """Every metric of one model on the test split (kNN fitted on the training split's codes)."""
-    test = tests.grey
-    sets = image_sets_for(cfg, len(test.images), len(tests.binarized), len(tests.real_features))
-    y_train, y_test = (train.labels, test.labels) if model.conditional else (None, None)
-    z_train, z_test = metrics.codes(model, train.images, y_train), metrics.codes(model, test.images, y_test)
-    mse = metrics.reconstruction_error(model, test.images, z_test, y_test).mean().item()
-    out: dict = {"reconstruction": {"mse_per_image": mse, "mse_per_pixel": mse / INPUT_DIM}}
-    if model.has_prior:
-        gen = torch.Generator(model.device).manual_seed(seed)
-        pick = sets.likelihood
-        own = tests.own(model.space)[pick]
-        per_image = metrics.likelihood_bounds(model, own, y_test[pick] if y_test is not None else None,
-                                              cfg.iwae_samples, gen)
-        out["elbo"] = {**_mean_and_se("neg_elbo", per_image["neg_elbo"]), "recon": per_image["recon"].mean().item(),
-                       "kl": per_image["kl"].mean().item(), "kl_bits": per_image["kl"].mean().item() / math.log(2)}
-        if not model.conditional:
-            out["iwae"] = _mean_and_se("nll", per_image["iwae_nll"])
-        else:
-            marginal, per_label = label_marginal_nll(model, own, cfg.iwae_samples, gen)
-            out["iwae"] = {**_mean_and_se("nll_given_y", per_image["iwae_nll"]),
-                           **_mean_and_se("nll_marginal", marginal)}
-            conditional = {
-                "accuracy": conditional_accuracy(model, judge, CONDITIONAL_SAMPLES,
-                                                 torch.Generator(model.device).manual_seed(seed)),
-                "bayes_accuracy": (per_label.argmin(1) == test.labels[pick]).to(torch.float32).mean().item()}
-    subset = torch.arange(len(z_test))
-    if cfg.silhouette_size is not None and cfg.silhouette_size < len(z_test):
-        subset = torch.randperm(len(z_test), generator=torch.Generator().manual_seed(seed))[:cfg.silhouette_size]
-    out["latent"] = {
-        "knn_accuracy": metrics.knn_accuracy(z_train, train.labels, z_test, test.labels, cfg.knn_k),
-        "silhouette": metrics.silhouette(z_test[subset], test.labels[subset]),
-    }
-    if model.latent_box is not None:
-        # A bounded code that sits on its box's edges has saturated (the post's AE collapses that way).
-        low, high = model.latent_box
-        edge = ((z_test - low < SATURATION) | (high - z_test < SATURATION)).any(1)
-        out["latent"]["saturated_fraction"] = edge.to(torch.float32).mean().item()
-    if model.cfg.latent_dim == 2 and not model.conditional:
-        tiles = model.mean_image(model.latent_grid(cfg.grid_size).to(model.device))
-        probs = judges.predict_proba(judge, tiles)
-        out["grid"] = {"confident_fraction": metrics.confident_fraction(probs, cfg.threshold)}
-    if not model.conditional:
-        structure = latent_structure(model, judge, tests, z_test, cfg)
-        out["continuity"] = structure["continuity"]
-        out.setdefault("grid", {}).update(structure.get("grid", {}))
-    if model.conditional and model.has_prior:
-        out["conditional"] = conditional
-        out["style"] = code_style(model, judge, z_test, cfg)
-    # The same draws as FID's: the generator is seeded as before.
-    fake = prior_samples(model, cfg.sample_images, torch.Generator(model.device).manual_seed(seed)) if model.has_prior else None
-    out["sharpness"] = sharpness.sharpness_group(decoded(model, z_test, y_test), test.images, fake)
-    if model.has_prior:
-        out.update(yardsticks(model, judge, tests, cfg, seed, fake, sets))
-        # Real against real: as many training images as samples, in the same features (FID's floor here).
-        real_train = judges.features(judge, train.images[:len(fake)])
-        out["samples_reference"] = sample_quality(tests.real_features, real_train, torch.Generator().manual_seed(seed))
+    """Every measure of :data:`MEASURES` that applies to ``model``, on the test split (kNN fitted on the training
+    split's codes)."""
+    context, out = Context(model, judge, train, tests, cfg, seed), {}
+    for m in MEASURES:
+        if m.needs.met_by(model) and (numbers := m.run(context)) is not None:
+            out.setdefault(m.group, {}).update(numbers)
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Callable
 
 import torch
 from matplotlib.figure import Figure
@@ -17,14 +18,11 @@ from vaelab.core.config import FiguresConfig
 from vaelab.core.files import atomic_path
 from vaelab.data.mnist import NUM_CLASSES, Split
 from vaelab.measures import continuity, metrics
+from vaelab.measures.capabilities import ANY, Needs
 from vaelab.models.base import LatentModel
 from vaelab.viz import charts, conditional_figures, images
 
 log = logging.getLogger(__name__)
-# Every figure kind a model can have, in report order; file name = kind + ".png".
-KINDS = ("reconstructions", "latent", "latent_by_digit", "manifold", "own_grid", "prior_samples", "interpolations",
-         "class_samples", "style_transfer")
-CONDITIONAL_KINDS = ("class_samples", "style_transfer")  # drawn by vaelab.viz.conditional_figures
 
 
 def model_label(name: str) -> str:
@@ -33,12 +31,8 @@ def model_label(name: str) -> str:
 
 
 def expected_kinds(model: LatentModel) -> list[str]:
-    """The figures drawn for a model: prior samples only with a prior, the manifold only for a 2-D latent,
-    class samples and style transfer only for a conditional model (class samples: with a prior)."""
-    return [k for k in KINDS if not ((k in ("prior_samples", "class_samples") and not model.has_prior)
-                                     or (k == "manifold" and model.cfg.latent_dim != 2)
-                                     or (k == "own_grid" and (model.cfg.latent_dim != 2 or model.conditional))
-                                     or (k in CONDITIONAL_KINDS and not model.conditional))]
+    """The figures drawn for a model, in report order: those of :data:`FIGURES` whose needs it meets."""
+    return [kind for kind, needs in FIGURES.items() if needs.met_by(model)]
 
 
 def by_digit(labels: torch.Tensor, n: int) -> torch.Tensor:
@@ -55,70 +49,111 @@ def latent_limits(model: LatentModel, codes: torch.Tensor, vae_range: float | No
     return (-half, half)
 
 
+class Sheet:
+    """What one model's figures share: its codes of the test images, their axes, and the fixed label a conditional
+    model draws its grid, samples and paths with (the first test digit's)."""
+
+    def __init__(self, name: str, model: LatentModel, test: Split, fig: FiguresConfig, seed: int) -> None:
+        self.model, self.test, self.fig, self.seed, self.cfg = model, test, fig, seed, model.cfg
+        self.label = model_label(name)
+        self.projected = self.cfg.latent_dim != 2
+        self.proj = f" (projection: first 2 of {self.cfg.latent_dim} latent dims)" if self.projected else ""
+        self.y = model.condition(test.labels)
+        self.codes = metrics.codes(model, test.images, self.y)
+        self.limits = latent_limits(model, self.codes, fig.vae_range)
+        self.fixed = model.condition(torch.full((1,), int(test.labels[0])))
+        self.given = "" if self.fixed is None else f", label {int(self.fixed)}"
+
+    def labels_for(self, n: int) -> torch.Tensor | None:
+        """The fixed label for ``n`` codes (None for an unconditional model)."""
+        return None if self.fixed is None else self.fixed.expand(n)
+
+
+def _reconstructions(s: Sheet) -> Figure:
+    idx = by_digit(s.test.labels, s.fig.n_examples)
+    return images.reconstructions(s.test.images[idx], s.model.mean_image(s.codes[idx], None if s.y is None else s.y[idx]),
+                                  f"{s.label}: test images and their reconstructions")
+
+
+def _latent(s: Sheet) -> Figure:
+    what = "posterior mean" if s.model.has_prior else "code z"
+    return charts.latent_scatter(s.codes, s.test.labels, s.limits,
+                                 f"{s.label}: test set in latent space ({what}){s.proj}", s.projected)
+
+
+def _latent_by_digit(s: Sheet) -> Figure:
+    return charts.latent_by_digit(s.codes, s.test.labels, s.limits, f"{s.label}: latent codes by digit{s.proj}",
+                                  s.projected)
+
+
+def _manifold(s: Sheet) -> Figure:
+    grid = s.model.latent_grid(s.fig.grid_size)
+    where = "its latent box" if s.model.latent_box is not None else "quantiles of N(0, 1)"
+    return images.manifold(s.model.mean_image(grid, s.labels_for(len(grid))), s.model.latent_axis(s.fig.grid_size),
+                           f"{s.label}: decoded latent grid ({where}{s.given})")
+
+
+def _own_grid(s: Sheet) -> Figure:
+    """The grid over the model's own codes (1-99% quantiles), as the evaluation scores it."""
+    own, _, _ = continuity.own_grid(s.codes, s.fig.grid_size)
+    return images.image_grid(s.model.mean_image(own), s.fig.grid_size,
+                             f"{s.label}: decoded grid over its own codes' 1–99% quantiles")
+
+
+def _prior_samples(s: Sheet) -> Figure:
+    z = torch.randn(s.fig.samples ** 2, s.cfg.latent_dim, generator=torch.Generator().manual_seed(s.seed))
+    return images.image_grid(s.model.mean_image(z, s.labels_for(len(z))), s.fig.samples,
+                             f"{s.label}: decoded samples z ~ N(0, I){s.given}")
+
+
+def _interpolations(s: Sheet) -> Figure:
+    # Pair k joins digits k and 3k+7 (mod 10), never the same digit; round k // 10 takes the next images.
+    fig = s.fig
+    starts = by_digit(s.test.labels, 10 * (fig.interp_pairs // 10 + 1))
+    ends = torch.tensor([[k % 10 + 10 * (k // 10), (3 * k + 7) % 10 + 10 * (k // 10)] for k in range(fig.interp_pairs)])
+    pairs = starts[ends]  # [pairs, 2] test indices
+    t = torch.linspace(0, 1, fig.interp_steps)[None, :, None]
+    a, b = s.codes[pairs[:, :1]], s.codes[pairs[:, 1:]]  # [pairs, 1, latent]
+    zs = ((1 - t) * a + t * b).reshape(-1, s.cfg.latent_dim)
+    paths = s.model.mean_image(zs, s.labels_for(len(zs))).reshape(len(pairs), fig.interp_steps, -1)
+    rows = [f"{s.test.labels[i].item()} → {s.test.labels[j].item()}" for i, j in pairs.tolist()]
+    return images.interpolations(paths, f"{s.label}: decoded straight lines between test codes{s.given}", rows)
+
+
+def _class_samples(s: Sheet) -> Figure:
+    return conditional_figures.class_samples(s.model, s.fig.samples, torch.Generator().manual_seed(s.seed),
+                                             f"{s.label}: one z, every label")
+
+
+def _style_transfer(s: Sheet) -> Figure:
+    one_each = by_digit(s.test.labels, NUM_CLASSES)
+    return conditional_figures.style_transfer(s.model, s.test.images[one_each], s.test.labels[one_each],
+                                              f"{s.label}: a test image's style, every label")
+
+
+# Every figure kind a model can have, in report order (file name = kind + ".png"), and what it needs of the model:
+# prior samples only with a prior, the manifold only for a 2-D latent, the own-code grid for an unconditional 2-D
+# one, class samples and style transfer only for a conditional model (class samples: with a prior).
+FIGURES: dict[str, Needs] = {
+    "reconstructions": ANY, "latent": ANY, "latent_by_digit": ANY, "manifold": Needs(latent_2d=True),
+    "own_grid": Needs(conditional=False, latent_2d=True), "prior_samples": Needs(prior=True), "interpolations": ANY,
+    "class_samples": Needs(prior=True, conditional=True), "style_transfer": Needs(conditional=True)}
+DRAW: dict[str, Callable[[Sheet], Figure]] = {
+    "reconstructions": _reconstructions, "latent": _latent, "latent_by_digit": _latent_by_digit, "manifold": _manifold,
+    "own_grid": _own_grid, "prior_samples": _prior_samples, "interpolations": _interpolations,
+    "class_samples": _class_samples, "style_transfer": _style_transfer}
+KINDS = tuple(FIGURES)
+
+
 @torch.no_grad()
 def model_figures(name: str, model: LatentModel, test: Split, fig: FiguresConfig, seed: int) -> dict[str, Figure]:
     """All figures of one model, keyed by kind (see :func:`expected_kinds`)."""
     model = model.cpu()
-    cfg = model.cfg
-    label = model_label(name)
-    projected = cfg.latent_dim != 2
-    proj = f" (projection: first 2 of {cfg.latent_dim} latent dims)" if projected else ""
-    y = test.labels if model.conditional else None
-    codes = metrics.codes(model, test.images, y)
-    limits = latent_limits(model, codes, fig.vae_range)
-    out: dict[str, Figure] = {}
-
-    idx = by_digit(test.labels, fig.n_examples)
-    out["reconstructions"] = images.reconstructions(
-        test.images[idx], model.mean_image(codes[idx], None if y is None else y[idx]),
-        f"{label}: test images and their reconstructions")
-    what = "posterior mean" if model.has_prior else "code z"
-    out["latent"] = charts.latent_scatter(codes, test.labels, limits, f"{label}: test set in latent space ({what}){proj}",
-                                          projected)
-    out["latent_by_digit"] = charts.latent_by_digit(codes, test.labels, limits,
-                                                    f"{label}: latent codes by digit{proj}", projected)
-    # A conditional model draws its grid, samples and paths for one fixed label (the first test digit's).
-    fixed = None if y is None else torch.full((1,), int(test.labels[0]))
-    given = "" if fixed is None else f", label {int(fixed)}"
-    if cfg.latent_dim == 2:
-        grid = model.latent_grid(fig.grid_size)
-        where = "its latent box" if model.latent_box is not None else "quantiles of N(0, 1)"
-        yg = None if fixed is None else fixed.expand(len(grid))
-        out["manifold"] = images.manifold(model.mean_image(grid, yg), model.latent_axis(fig.grid_size),
-                                          f"{label}: decoded latent grid ({where}{given})")
-        if fixed is None:   # the grid over the model's own codes (1-99% quantiles), as the evaluation scores it
-            own, _, _ = continuity.own_grid(codes, fig.grid_size)
-            out["own_grid"] = images.image_grid(model.mean_image(own), fig.grid_size,
-                                                f"{label}: decoded grid over its own codes' 1–99% quantiles")
-    else:
-        log.info("%s: latent size %d, not 2: manifold grid skipped", name, cfg.latent_dim)
-    gen = torch.Generator().manual_seed(seed)
-    if model.has_prior:
-        z = torch.randn(fig.samples ** 2, cfg.latent_dim, generator=gen)
-        ys = None if fixed is None else fixed.expand(len(z))
-        out["prior_samples"] = images.image_grid(model.mean_image(z, ys), fig.samples,
-                                                 f"{label}: decoded samples z ~ N(0, I){given}")
-
-    # Pair k joins digits k and 3k+7 (mod 10), never the same digit; round k // 10 takes the next images.
-    starts = by_digit(test.labels, 10 * (fig.interp_pairs // 10 + 1))
-    ends = torch.tensor([[k % 10 + 10 * (k // 10), (3 * k + 7) % 10 + 10 * (k // 10)] for k in range(fig.interp_pairs)])
-    pairs = starts[ends]  # [pairs, 2] test indices
-    t = torch.linspace(0, 1, fig.interp_steps)[None, :, None]
-    a, b = codes[pairs[:, :1]], codes[pairs[:, 1:]]  # [pairs, 1, latent]
-    zs = ((1 - t) * a + t * b).reshape(-1, cfg.latent_dim)
-    yi = None if fixed is None else fixed.expand(len(zs))
-    paths = model.mean_image(zs, yi).reshape(len(pairs), fig.interp_steps, -1)
-    rows = [f"{test.labels[i].item()} → {test.labels[j].item()}" for i, j in pairs.tolist()]
-    out["interpolations"] = images.interpolations(
-        paths, f"{label}: decoded straight lines between test codes{given}", rows)
-    if model.conditional:
-        if model.has_prior:
-            out["class_samples"] = conditional_figures.class_samples(
-                model, fig.samples, torch.Generator().manual_seed(seed), f"{label}: one z, every label")
-        one_each = by_digit(test.labels, NUM_CLASSES)
-        out["style_transfer"] = conditional_figures.style_transfer(
-            model, test.images[one_each], test.labels[one_each], f"{label}: a test image's style, every label")
-    return out
+    kinds = expected_kinds(model)
+    if "manifold" not in kinds:
+        log.info("%s: latent size %d, not 2: manifold grid skipped", name, model.cfg.latent_dim)
+    sheet = Sheet(name, model, test, fig, seed)
+    return {kind: DRAW[kind](sheet) for kind in kinds}
 
 
 def save_figures(figs: dict[str, Figure], folder: Path, dpi: int) -> list[Path]:

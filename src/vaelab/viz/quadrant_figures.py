@@ -9,6 +9,7 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 
 from vaelab.data.mnist import IMAGE_SIDE
+from vaelab.studies.quadrants import GIVEN_QUADRANTS
 from vaelab.viz import images
 
 PAD = 2  # pixels between tiles
@@ -38,3 +39,16 @@ def completions(tiles, title: str) -> Figure:
     right.set_xlabel("z ~ p(z | given quadrants), pixel means")
     fig.suptitle(title)
     return fig
+
+
+def setting_figures(results: list, samples: int) -> dict[str, Figure]:
+    """``given<k>``: each setting's completions, titled with its two NLLs (results of
+    :func:`vaelab.studies.quadrants.run_setting`)."""
+    figs = {}
+    for r in results:
+        m = r.metrics
+        title = (f"Given the {' + '.join(GIVEN_QUADRANTS[r.given])} quadrant{'s' * (r.given > 1)}\n"
+                 f"−log p(missing | given): baseline {m['baseline_nll']:.1f}, CVAE {m['cvae_nll']:.1f} nats "
+                 f"(S = {samples})")
+        figs[f"given{r.given}"] = completions(r.tiles, title)
+    return figs

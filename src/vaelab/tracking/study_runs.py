@@ -1,0 +1,59 @@
+"""The runs of the studies beside the models: the quadrant task's run (``quadrants``) and the report's run (in the
+report's own experiment). Each opens its store when made (a stage fails fast if the store is down) and records
+when told; nothing it does changes what a stage writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vaelab.core.config import Params, flatten
+from vaelab.core.device import resolve_device
+from vaelab.core.layout import Layout
+from vaelab.tracking.provenance import run_tags
+from vaelab.tracking.runs import log_artifacts, log_metrics, log_params, tracked_run
+from vaelab.tracking.store import REPORT_NOTE, report_experiment, setup
+
+
+def _numbers(tree: dict) -> dict[str, float]:
+    """The numeric leaves of ``tree`` as dotted keys (bools and strings left out): what MLflow records."""
+    return {k: float(v) for k, v in flatten(tree).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+class QuadrantsRun:
+    """The run ``quadrants``: its settings, each network's per-epoch training loss, the NLLs and the figures."""
+
+    def __init__(self, params: Params) -> None:
+        self.experiment_id, self.params = setup(params.mlflow.experiment), params
+
+    def record(self, cfg: Any, results: list[Any], metrics: dict, staged: Path) -> None:
+        seed = self.params.seeds[0]
+        tags = {**run_tags("quadrants", "quadrants"), "seed": str(seed)}
+        with tracked_run("quadrants", self.experiment_id, tags=tags) as run:
+            rid = run.info.run_id
+            log_params(rid, {**{f"quadrants.{k}": v for k, v in flatten(cfg).items()}, "seed": seed,
+                             "train_size": self.params.data.train_size,
+                             "device": str(resolve_device(self.params.device))})
+            for r in results:
+                for net, history in (("baseline", r.baseline_history), ("cvae", r.cvae_history)):
+                    for epoch in history:
+                        log_metrics(rid, {f"given_{r.given}.{net}.train_{k}": v for k, v in epoch.items()
+                                          if k != "epoch"}, epoch["epoch"])
+            log_metrics(rid, _numbers({k: v for k, v in metrics.items() if k.startswith("given_")}))
+            at = Layout(staged)
+            log_artifacts(rid, at.figures("quadrants"), "figures")
+            log_artifacts(rid, at.quadrants_metrics.parent, "metrics")
+
+
+class ReportRun:
+    """One run per report in the report's own experiment: report.html and claims.json, and what the report covered."""
+
+    def __init__(self, params: Params) -> None:
+        self.experiment_id = setup(report_experiment(params.mlflow.experiment), REPORT_NOTE)
+
+    def record(self, params: dict[str, str], staged: Path) -> None:
+        tags = {k: v for k, v in run_tags("report", "report").items() if k != "model"}
+        with tracked_run("report", self.experiment_id, tags=tags) as run:
+            log_params(run.info.run_id, params)
+            log_artifacts(run.info.run_id, Layout(staged).report_html)
+            log_artifacts(run.info.run_id, Layout(staged).claims)
