@@ -184,7 +184,7 @@ def test_the_stage_in_the_tiny_pipeline_scores_every_setting_and_records_its_run
     from mlflow.tracking import MlflowClient
 
     metrics = json.loads((tiny_pipeline / "metrics" / "quadrants.json").read_text())
-    samples = load_params(tiny_pipeline / "params.yaml").quadrants["samples"]
+    samples = load_params(tiny_pipeline / "params.yaml").quadrants.samples
     assert metrics["S"] == samples >= 100 and metrics["images"] == 50 and metrics["train_images"] == 600
     for given in (1, 2, 3):
         m = metrics[f"given_{given}"]

@@ -179,6 +179,33 @@ class ReportConfig:
     working_ae: str = "ae"
 
 
+MIN_QUADRANT_SAMPLES = 100   # S >= 100 importance samples per image for the quadrant task's −log p(missing | given)
+
+
+def _given_list() -> dict:
+    return {"check": (lambda v: len(v) >= 1 and len(set(v)) == len(v) and set(v) <= {1, 2, 3}),
+            "expect": "a non-empty list of distinct numbers of given quadrants, each 1, 2 or 3"}
+
+
+@dataclass(frozen=True)
+class QuadrantsConfig:
+    """params.yaml ``quadrants:``, Sohn, Lee & Yan's quadrant completion (:mod:`vaelab.studies.quadrants`): which
+    settings (1, 2 or 3 given quadrants), the networks, epochs, S importance samples, the test images, the figure."""
+
+    given: list[int] = field(default_factory=lambda: [1, 2, 3], metadata=_given_list())
+    hidden: list[int] = field(default_factory=lambda: [500, 500], metadata=hidden_widths())
+    latent_dim: int = field(default=32, metadata=positive_int())
+    baseline_epochs: int = field(default=5, metadata=positive_int())
+    epochs: int = field(default=8, metadata=positive_int())        # the CVAE's
+    batch_size: int = field(default=128, metadata=positive_int())
+    lr: float = field(default=1e-3, metadata={"check": (lambda v: v > 0), "expect": "> 0"})
+    samples: int = field(default=100, metadata={"check": (lambda v: v >= MIN_QUADRANT_SAMPLES), "expect": f">= {MIN_QUADRANT_SAMPLES}"})    # S, importance samples per image
+    test_images: int | None = field(default=MNIST_TEST_SIZE, metadata={  # the first N test images; null = all
+        "check": (lambda v: 2 <= v <= MNIST_TEST_SIZE), "expect": f"between 2 and {MNIST_TEST_SIZE} (or null: all)"})
+    figure_examples: int = field(default=10, metadata={"check": (lambda v: 1 <= v <= 100), "expect": "between 1 and 100"})
+    figure_samples: int = field(default=5, metadata={"check": (lambda v: 1 <= v <= 20), "expect": "between 1 and 20"})
+
+
 @dataclass(frozen=True)
 class Params:
     """Everything in params.yaml."""
@@ -198,9 +225,7 @@ class Params:
     inference: InferenceConfig = InferenceConfig()
     claims: list[ClaimSpec] = field(default_factory=list)
     report: ReportConfig = ReportConfig()
-    # Raw `quadrants:` settings of the quadrant-completion stage, validated by vaelab.studies.quadrants (as `models:`
-    # entries are by the model registry): the stage owns its settings.
-    quadrants: dict[str, object] = field(default_factory=dict)
+    quadrants: QuadrantsConfig = QuadrantsConfig()
 
     def model_entry(self, name: str) -> dict:
         """The raw `models.<name>` entry (validated by :func:`vaelab.models.spec_of`)."""
