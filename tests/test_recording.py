@@ -33,6 +33,14 @@ def test_recording_switch_refuses_other_values(monkeypatch: pytest.MonkeyPatch) 
         tracking.setup("vaelab")
 
 
+def test_an_attempt_resumed_with_recording_on_starts_new_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resumable state written while recording was off names runs that do not exist: no store is asked of them."""
+    from vaelab.tracking.runs import _existing
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens: any request would fail
+    assert _existing("off:vae/seed1", "0") is None
+
+
 @pytest.mark.slow
 def test_outputs_are_the_same_with_recording_off(pipeline_copy: Path) -> None:
     """train, figures and evaluate of one model re-run with nothing recorded: every output byte-identical (dvc.lock

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from vaelab.core.errors import TrackingError
 from vaelab.tracking.store import client, tracking_uri
-from vaelab.tracking.switch import empty_set, no_run, no_runs, unless_off, unless_off_context
+from vaelab.tracking.switch import OFF_PREFIX, empty_set, no_run, no_runs, unless_off, unless_off_context
 
 log = logging.getLogger("vaelab.tracking")
 
@@ -81,6 +81,8 @@ def _ending(what: str, end: Any) -> Iterator[None]:
 
 
 def _existing(run_id: str | None, experiment_id: str) -> str | None:
+    if run_id and run_id.startswith(OFF_PREFIX):  # recorded while recording was off (VAELAB_TRACKING=off): no run
+        return None
     if run_id and not _active_in(run_id, experiment_id):  # e.g. the checkpoint's run was deleted
         log.warning("run %s of the checkpoint is not in experiment %s: starting a new run", run_id, experiment_id)
         return None

@@ -17,6 +17,7 @@ from typing import Any, Callable, TypeVar
 from vaelab.core.errors import ConfigError
 
 ENV = "VAELAB_TRACKING"
+OFF_PREFIX = "off:"  # the ids of the runs that recording off does not make (a resumed attempt that records starts anew)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -54,11 +55,11 @@ def unless_off_context(neutral: Callable[..., Any]) -> Callable[[F], F]:
 
 def no_run(name: str, *_: Any, **__: Any) -> Any:
     """What ``tracked_run`` yields off: a run-shaped object whose id names no run."""
-    return SimpleNamespace(info=SimpleNamespace(run_id=f"off:{name}"))
+    return SimpleNamespace(info=SimpleNamespace(run_id=f"{OFF_PREFIX}{name}"))
 
 
 def no_runs(names: list[str], *_: Any, **__: Any) -> list[str]:
-    return [f"off:{n}" for n in names]
+    return [f"{OFF_PREFIX}{n}" for n in names]
 
 
 def empty_set(*_: Any, **__: Any) -> set:

@@ -9,7 +9,6 @@ that BLAS computes differently for another matrix shape (README, "Determinism").
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -33,7 +32,7 @@ TRAIN_MFLOP_PER_IMAGE = 6.8  # the default MLP, forward and backward (benchmarks
 
 
 class SeedLog(Protocol):
-    """What a group's training tells its recorder (tracking's ``SeedRuns``; ``NoLog`` records nothing)."""
+    """What a group's training tells its recorder (:class:`vaelab.tracking.SeedRuns`)."""
 
     def runs(self, seeds: list[int], settings: dict, resumed_ids: list[str | None] | None,
              resumed_history: list[list[dict]] | None, train: torch.Tensor, test: torch.Tensor
@@ -159,15 +158,3 @@ def forget_states(results: list[SeedResult]) -> None:
     for r in results:
         Path(r.state_path).unlink(missing_ok=True)
 
-
-class NoLog:
-    """A :class:`SeedLog` that records nothing (library use and tests)."""
-
-    def runs(self, seeds: list[int], *_: object) -> ContextManager[list[str]]:
-        return contextlib.nullcontext([f"seed{s}" for s in seeds])
-
-    def epoch(self, run_ids: list[str], epochs: list[Epoch]) -> None:
-        pass
-
-    def checkpoints(self, run_ids: list[str], checkpoints: list[bytes]) -> None:
-        pass
