@@ -13,7 +13,7 @@ from pathlib import Path
 from vaelab import models
 from vaelab.core.config import Params
 from vaelab.core.errors import ReportError
-from vaelab.core.files import write_atomic
+from vaelab.core.files import write_atomic, write_json
 from vaelab.core.layout import Layout
 from vaelab.data.mnist import load_split
 from vaelab.report.render import render_html, render_markdown
@@ -137,4 +137,4 @@ def write(params: Params, inputs: Inputs, root: Path, staged: Path) -> None:
     image = lambda rel: ((reports / rel) if (reports / rel).exists() else (root / "reports" / rel)).read_bytes()
     write_atomic(reports / "report.html", render_html(TITLE, blocks, image))
     write_atomic(Layout(staged).all_histories, all_histories_csv(params, root))
-    write_atomic(Layout(staged).claims, json.dumps(claims.claims_table(inputs.verdicts, inputs.forks), indent=2) + "\n")
+    write_json(Layout(staged).claims, claims.claims_table(inputs.verdicts, inputs.forks))

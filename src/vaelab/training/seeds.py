@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import shutil
 from dataclasses import asdict, dataclass
@@ -23,7 +22,7 @@ import torch
 from vaelab import models
 from vaelab.core.config import MNIST_TRAIN_SIZE, Params
 from vaelab.core.device import PARALLEL_MIN_GFLOP, resolve_device
-from vaelab.core.files import write_atomic
+from vaelab.core.files import write_atomic, write_json
 from vaelab.core.layout import Layout
 from vaelab.data.mnist import load_split
 from vaelab.training.loop import Epoch, fingerprint, fit_stacked, load_state, saved_extra
@@ -149,8 +148,7 @@ def write_outputs(params: Params, name: str, results: list[SeedResult], staged: 
         out.seed_dir(name, r.seed).mkdir(parents=True)
         out.checkpoint(name, r.seed).write_bytes(r.checkpoint)
         write_atomic(out.history(name, r.seed), history_csv(r.history))
-    write_atomic(out.train_metrics(name),
-                 json.dumps({"epochs": params.train.epochs, **final_numbers(results)}, indent=2) + "\n")
+    write_json(out.train_metrics(name), {"epochs": params.train.epochs, **final_numbers(results)})
 
 
 def forget_states(results: list[SeedResult]) -> None:
