@@ -28,20 +28,10 @@ from concurrent.futures import ProcessPoolExecutor
 import click
 import torch
 
+from vaelab.core.device import matmul_peak
+
 MODEL = {"kind": "vae", "likelihood": {"name": "bernoulli"}, "latent_dim": 2, "hidden": [512, 256, 128]}
 BATCH = 128
-
-
-def matmul_peak(n: int = 2048, repeats: int = 7) -> float:
-    """Median GFLOP/s of an n×n×n float32 matrix product with the current number of threads."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        rates.append(2 * n**3 / (time.perf_counter() - start) / 1e9)
-    return sorted(rates)[len(rates) // 2]
 
 
 def single_thread_peak(n: int = 2048) -> float:
@@ -129,7 +119,7 @@ def train_torchvision(images: int) -> float:
 
 def run(images: int = 12_800) -> dict:
     """Every figure of the module docstring, as a dict (printed by :func:`main`)."""
-    from stages.train import seed_groups
+    from vaelab.training.seeds import seed_groups
 
     cores = os.cpu_count() or 1
     torch.set_num_threads(cores)

@@ -7,6 +7,8 @@ elementwise work (activations, likelihoods, Adam) is left out, so the bound is a
 counted, per stage:
 
 - ``judge``: its epochs over the training set, forward and backward, and one pass over the test set;
+- ``references``: the judge's features of the real test images and as many training images (the neighbour
+  searches are not counted);
 - ``train@<model>``: every seed's epochs, forward and backward, plus the per-epoch test pass (loss and
   reconstruction: two forward passes);
 - ``evaluate@<model>``: every seed's codes of the training and test sets, the reconstructions, the K-sample
@@ -60,7 +62,8 @@ def stage_flops(params: Params) -> dict[str, float]:
 
     ev, inf, quad = params.evaluate, params.inference, parse_config(params.quadrants)
     judge = judge_macs(params.judge.channels, params.judge.hidden)
-    out = {"judge": 6 * judge * n_train * params.judge.epochs + 2 * judge * n_test}
+    out = {"judge": 6 * judge * n_train * params.judge.epochs + 2 * judge * n_test,
+           "references": 2 * judge * 2 * min(params.evaluate.sample_images, n_test)}
     for name in params.models:
         model = models.build(models.spec_of(params, name))
         enc, dec = linear_macs(model.encoder), linear_macs(model.decoder)
@@ -78,7 +81,7 @@ def stage_flops(params: Params) -> dict[str, float]:
                 per_seed += 2 * dec * ev.binarized_images * ev.binarized_iwae_samples
                 per_seed += 2 * INPUT_DIM * COARSE ** 2 * ev.binarized_images
             per_seed += (2 * dec + 2 * judge) * ev.sample_images
-        out[f"evaluate@{name}"] = seeds * per_seed + 2 * judge * ev.sample_images
+        out[f"evaluate@{name}"] = seeds * per_seed
         if name in inf.models:
             out["inference"] = out.get("inference", 0.0) + 2 * dec * inf.images * max(inf.iwae_ks) \
                 + 6 * dec * inf.local_images * inf.local_steps * LOCAL_SAMPLES + 2 * dec * inf.local_images * LOCAL_EVAL \
@@ -105,6 +108,40 @@ def last_times(path: Path = Path(".vaelab/stage-times.jsonl")) -> dict[str, floa
     return times
 
 
+def last_entries(path: Path) -> dict[str, dict]:
+    """The last JSON line per stage of a ``.vaelab/*.jsonl`` record."""
+    return {e["stage"]: e for e in map(json.loads, path.read_text().splitlines())} if path.exists() else {}
+
+
+CLAIM_MODELS = ("ae", "ae_post", "vae_mse", "vae_bce", "cvae")   # the claims issue's 10 seeds
+
+
+def ten_seed_estimate(params: Params, times: dict[str, float], seeds: int = 10) -> dict[str, float]:
+    """The default study's wall time with ``seeds`` seeds for :data:`CLAIM_MODELS`, from the last repro's measured
+    stage times: a model's train and evaluate stages scale with its seeds per core (training: the largest group
+    of :func:`vaelab.training.seeds.seed_groups`, e.g. 2 of 3 and 5 of 10 on 2 cores; evaluation: every seed
+    shares the cores); every other stage as measured. Linear in seeds: stacking more seeds per worker runs
+    faster per seed (benchmarks/speed.py), so this is an upper estimate."""
+    import os
+
+    from vaelab.training.seeds import seed_groups
+
+    cores = os.cpu_count() or 1
+    out = {}
+    for stage, seconds in times.items():
+        kind, _, name = stage.partition("@")
+        if name in CLAIM_MODELS and kind in ("train", "evaluate"):
+            now = len(params.seeds_of(name))
+            if kind == "train":
+                scale = max(map(len, seed_groups(list(range(seeds)), cores))) / max(map(len, seed_groups(list(range(now)), cores)))
+            else:
+                scale = seeds / now
+            out[stage] = seconds * scale
+        else:
+            out[stage] = seconds
+    return out
+
+
 def run(peak_gflops: float | None = None) -> dict:
     from benchmarks.speed import matmul_peak
 
@@ -112,8 +149,12 @@ def run(peak_gflops: float | None = None) -> dict:
     peak = peak_gflops or matmul_peak()
     flops = stage_flops(load_params())
     times = last_times()
+    params = load_params()
     return {"peak_gflops": peak, "stages": {k: {"gflop": v / 1e9, "bound_s": v / 1e9 / peak, "measured_s": times.get(k)}
-                                            for k, v in flops.items()}, "other_stages_s": {k: v for k, v in times.items() if k not in flops}}
+                                            for k, v in flops.items()}, "other_stages_s": {k: v for k, v in times.items() if k not in flops},
+            "train_speed": last_entries(Path(".vaelab/train-speed.jsonl")),
+            "evaluate_parts": last_entries(Path(".vaelab/evaluate-parts.jsonl")),
+            "ten_seeds_s": sum(ten_seed_estimate(params, times).values()) if times else None}
 
 
 def report(out: dict) -> list[str]:
@@ -137,6 +178,23 @@ def report(out: dict) -> list[str]:
     if other:
         lines.append(f"  plus {other:.0f} s in stages with no counted arithmetic: "
                      + ", ".join(f"{k} {v:.0f} s" for k, v in out["other_stages_s"].items()))
+    if out["train_speed"]:
+        lines.append("the train stages' own throughput as the last dvc repro ran them (.vaelab/train-speed.jsonl: "
+                     "training images, with the per-epoch test passes in the time; the peak measured right after):")
+        for name, e in out["train_speed"].items():
+            lines.append(f"  {name:24s} {e['images_per_s']:8.0f} images/s, {e['gflop_per_s']:5.0f} GFLOP/s = "
+                         f"{e['gflop_per_s'] / e['peak_gflops']:4.0%} of {e['peak_gflops']:.0f}")
+    if out["evaluate_parts"]:
+        lines.append("the evaluation's parts, each group's share of a seed's scoring, the mean over seeds "
+                     "(.vaelab/evaluate-parts.jsonl; a lazily shared draw counts to its first user):")
+        for name, e in out["evaluate_parts"].items():
+            groups = {k: sum(p.get(k, 0.0) for p in e["parts"]) / len(e["parts"]) for k in e["parts"][0]}
+            total = sum(groups.values())
+            lines.append(f"  {name:24s} {total:6.1f} s: " + ", ".join(f"{k} {v / total:.0%}" for k, v in groups.items()
+                                                                    if v / total >= 0.02))
+    if out["ten_seeds_s"] is not None:
+        lines.append(f"the default study with 10 seeds for {', '.join(CLAIM_MODELS)}, from the measured stage times: "
+                     f"about {out['ten_seeds_s'] / 60:.0f} min (an upper estimate; the issue's goal: <= 75 min)")
     return lines
 
 

@@ -10,7 +10,7 @@ from vaelab import tracking
 from vaelab.core.config import Params, load_params
 from vaelab.core.files import write_json
 from vaelab.core.layout import Layout
-from vaelab.pipeline.stage import map_calls, outputs, run_stage
+from vaelab.pipeline.stage import map_calls, outputs, record_parts, run_stage
 from vaelab.studies import evaluate as study
 
 
@@ -19,7 +19,8 @@ def evaluate(params: Params, name: str, root: Path = Path(".")) -> dict:
     runs, seeds = tracking.CheckpointRuns(params, name, f"evaluate@{name}", root), params.seeds_of(name)
     scored = map_calls(study.score_seed, [(params, name, s, root) for s in seeds], study.gflop_per_seed(params),
                        params.device)
-    per_seed = dict(zip(seeds, scored))
+    per_seed = {s: metrics for s, (metrics, _) in zip(seeds, scored)}
+    record_parts(f"evaluate@{name}", [parts for _, parts in scored], root)
     runs.evaluation(params.evaluate, per_seed)
     result = study.document(params, per_seed)
     with outputs(root, "evaluate") as staged:

@@ -8,7 +8,7 @@ import click
 
 from vaelab import models, tracking
 from vaelab.core.config import Params, load_params
-from vaelab.pipeline.stage import outputs, parallel_map, run_stage
+from vaelab.pipeline.stage import measured_speed, outputs, parallel_map, run_stage
 from vaelab.training import seeds as training
 
 
@@ -17,8 +17,9 @@ def train(params: Params, name: str, root: Path = Path(".")) -> list[training.Se
     with tracking.model_runs(params, name, training.earlier_parent(name, groups, root)) as runs:
         training.clear_outputs(name, root)
         calls = [(params, name, g, root, runs, runs.parent_id) for g in groups]
-        results = [r for rs in parallel_map(training.train_group, calls, training.gflop(params, name) / len(groups))
-                   for r in rs]
+        with measured_speed(f"train@{name}", *training.seed_images(params, name)):
+            results = [r for rs in parallel_map(training.train_group, calls, training.gflop(params, name) / len(groups))
+                       for r in rs]
         runs.across_seeds([r.history for r in results])
         with outputs(root, "train", replace=training.output_dirs(name)) as staged:
             training.write_outputs(params, name, results, staged)

@@ -19,14 +19,12 @@ PARAMS = load_params(REPO / "params.yaml")
 GROUPS = {
     "ae": ["reconstruction", "latent", "grid", "continuity", "sharpness"],
     # The Bernoulli on grey pixels is no density of them: no bits/dim; its pixels are not binary: no binarised track.
-    "vae_bce": ["reconstruction", "elbo", "iwae", "latent", "grid", "continuity", "sharpness", "samples",
-                "samples_reference"],
+    "vae_bce": ["reconstruction", "elbo", "iwae", "latent", "grid", "continuity", "sharpness", "samples"],
     "vae_sigma": ["reconstruction", "elbo", "iwae", "latent", "grid", "continuity", "sharpness", "grey8bit",
-                  "grey8bit_exact", "samples", "samples_reference"],
+                  "grey8bit_exact", "samples"],
     "vae_bin": ["reconstruction", "elbo", "iwae", "latent", "grid", "continuity", "sharpness", "binarized",
-                "binarized_exact", "samples", "samples_reference"],
-    "cvae": ["reconstruction", "elbo", "iwae", "latent", "conditional", "style", "sharpness", "samples",
-             "samples_reference"],
+                "binarized_exact", "samples"],
+    "cvae": ["reconstruction", "elbo", "iwae", "latent", "conditional", "style", "sharpness", "samples"],
 }
 
 

@@ -114,14 +114,16 @@ def test_every_metric_of_the_evaluation_is_finite(model: models.LatentModel, spl
     number is finite, and each yardstick appears exactly where it applies."""
     from vaelab.core.config import EvaluateConfig, JudgeConfig, flatten
     from vaelab.measures import judge as judges
+    from vaelab.measures import references
     from vaelab.studies import scorecard
 
     torch.set_num_threads(1)
     judge = judges.build(JudgeConfig(channels=4, hidden=16), seed=0).eval()
-    tests = scorecard.test_sets(split, (split.images > 0.5).float(), judge, seed=0)
+    tests = scorecard.test_sets(split, (split.images > 0.5).float(), seed=0)
     cfg = EvaluateConfig(iwae_samples=2, likelihood_images=20, binarized_iwae_samples=2, binarized_images=20,
                          quadrature_images=0, sample_images=100, knn_k=3)
-    out = scorecard.score(model, judge, split, tests, cfg, seed=0)
+    out = scorecard.score(model, judge, split, tests, references.of_images(judge, split.images, cfg), cfg,
+                          seed=0)
     flat = flatten(out)
     assert flat and all(math.isfinite(v) for v in flat.values()), flat
     assert ("samples" in out) == model.has_prior

@@ -72,3 +72,16 @@ def test_fid_over_disjoint_sets_has_a_spread_and_is_biased_up_at_small_n() -> No
     real, fake = torch.randn(2000, 4, generator=gen), torch.randn(2000, 4, generator=gen) + 0.5
     mean, std = fid_sets(real, fake)
     assert std > 0 and mean > fid(real, fake) - 3 * std
+
+
+def test_one_pass_gives_the_two_searches_numbers() -> None:
+    """The evaluation's single pass (real radii searched once, by the references stage) gives exactly the numbers of
+    precision_recall's precision and density_coverage, which each search the real neighbours again."""
+    from vaelab.measures.sample_quality import RealReference, density_coverage, precision_density_coverage
+
+    gen = torch.Generator().manual_seed(3)
+    real, fake = torch.randn(2500, 8, generator=gen), torch.randn(1800, 8, generator=gen) * 1.3 + 0.2
+    precision, density, coverage = precision_density_coverage(RealReference.of(real), fake)
+    assert precision == precision_recall(real, fake)[0]
+    assert (density, coverage) == density_coverage(real, fake)
+    assert 0 < precision < 1 and 0 < coverage < 1

@@ -11,6 +11,7 @@ from vaelab.core.config import EvaluateConfig, TrainConfig
 from vaelab.data.mnist import Split, load_split
 from vaelab.data.spaces import dequantize
 from vaelab.measures import inference, metrics
+from vaelab.measures import references
 from vaelab.studies import scorecard
 from vaelab.training.loop import fit
 
@@ -73,11 +74,12 @@ def test_every_likelihood_group_names_its_image_set(trained, mnist_root) -> None
     model, _ = trained["bernoulli"]
     test = load_split(mnist_root, "test", 300)
     judge = judges.build(JudgeConfig(channels=4, hidden=16), seed=0).eval()
-    tests = scorecard.test_sets(test, (test.images > 0.5).float(), judge, seed=0)
+    tests = scorecard.test_sets(test, (test.images > 0.5).float(), seed=0)
     cfg = EvaluateConfig(iwae_samples=4, likelihood_images=100, binarized_iwae_samples=4, binarized_images=50,
                          quadrature_images=10, tight_images=0, sample_images=200, knn_k=3, continuity_pairs=10)
-    out = scorecard.score(model, judge, load_split(mnist_root, "train", 200), tests, cfg, seed=0)
-    sets = scorecard.image_sets_for(cfg, len(test.images), len(tests.binarized), len(tests.real_features))
+    refs = references.of_images(judge, test.images, cfg)
+    out = scorecard.score(model, judge, load_split(mnist_root, "train", 200), tests, refs, cfg, seed=0)
+    sets = scorecard.image_sets_for(cfg, len(test.images), len(tests.binarized), cfg.sample_images)
     assert set(out) <= set(sets.ids), set(out) - set(sets.ids)
     assert sets.ids["iwae"] == sets.ids["elbo"] == "likelihood-100of300-seed0"
     assert sets.ids["grey8bit_exact"] == "exact-10of300-seed0" and sets.ids["binarized"] == "binarized-50of300-seed0"

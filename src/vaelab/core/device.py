@@ -24,3 +24,21 @@ def resolve_device(name: str) -> torch.device:
 # Starting worker processes costs a few seconds; below this much arithmetic per call the calls run one after
 # another (vaelab.pipeline.stage.parallel_map), and a model's seeds train in one stacked group.
 PARALLEL_MIN_GFLOP = 200.0
+
+
+def matmul_peak(n: int = 2048, repeats: int = 7) -> float:
+    """Median GFLOP/s of an n×n×n float32 matrix product on the CPU with the current number of threads: the
+    yardstick of every "fraction of peak" (absolute speed moves ±30% between runs; a fraction of a peak measured
+    in the same run does not)."""
+    import time
+
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        rates.append(2 * n**3 / (time.perf_counter() - start) / 1e9)
+    return sorted(rates)[len(rates) // 2]

@@ -56,6 +56,15 @@ class Layout:
     def judge_checkpoint(self) -> Path:
         return self.judge_dir / "model.pt"
 
+    @property
+    def references_dir(self) -> Path:
+        """What every evaluation compares against, computed once (stage ``references``)."""
+        return self.data / "references"
+
+    @property
+    def references(self) -> Path:
+        return self.references_dir / "real.pt"
+
     def resume_state(self, name: str, seeds: list[int]) -> Path:
         """The unfinished training of a stacked group of seeds (not a DVC output: removed once published)."""
         return self.root / "checkpoints" / name / ("seed" + "-".join(map(str, seeds)) + ".pt")
@@ -74,6 +83,10 @@ class Layout:
     @property
     def inference_metrics(self) -> Path:
         return self.root / "metrics" / "inference.json"
+
+    @property
+    def references_metrics(self) -> Path:
+        return self.root / "metrics" / "references.json"
 
     @property
     def baselines_metrics(self) -> Path:
@@ -130,6 +143,7 @@ def stage_outs(stage: str, key: str = "${key}") -> list[str]:
         "binarize": [at.binarized],
         "baselines": [at.baselines_metrics],
         "judge": [at.judge_dir, at.judge_metrics],
+        "references": [at.references_dir, at.references_metrics],
         "train": [at.model_dir(key), at.train_metrics(key), at.history_dir(key)],
         "figures": [at.figures(key)],
         "evaluate": [at.eval_metrics(key)],

@@ -62,7 +62,7 @@ def image_sets_for(cfg: EvaluateConfig, n_test: int, n_binarized: int, n_referen
     whole = set_id("test", None, seed, n_test)
     reference = whole if n_reference >= n_test else f"test-first{n_reference}of{n_test}"
     ids = {"reconstruction": whole, "latent": whole, "continuity": whole, "grid": whole, "sharpness": whole,
-           "samples": reference, "samples_reference": reference, "elbo": name["likelihood"], "iwae": name["likelihood"],
+           "samples": reference, "elbo": name["likelihood"], "iwae": name["likelihood"],
            "grey8bit": name["likelihood"], "grey8bit_exact": name["exact"], "binarized": name["binarized"],
            "binarized_exact": name["binarized_exact"], "conditional": name["likelihood"], "style": whole}
     return ImageSets(idx["likelihood"], idx["exact"], idx["binarized"], idx["binarized_exact"], ids)

@@ -65,15 +65,20 @@ def fit(net: Judge, x: torch.Tensor, y: torch.Tensor, cfg: JudgeConfig, seed: in
     return net.eval()
 
 
+# Images per forward pass when judging: oneDNN's convolutions keep a batch of 256 in cache, 3.3x faster than 2048 on
+# one thread of the 2-core CPU (4,643 against 1,391 images/s; 1.4x with 2 threads). Every evaluation worker runs one.
+BATCH = 256
+
+
 @torch.no_grad()
-def predict_proba(net: Judge, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+def predict_proba(net: Judge, x: torch.Tensor, batch_size: int = BATCH) -> torch.Tensor:
     """[N, 10] softmax class probabilities (on the CPU)."""
     device = next(net.parameters()).device
     return torch.cat([net(x[i].to(device)).softmax(-1).cpu() for i in batches(len(x), batch_size)])
 
 
 @torch.no_grad()
-def features(net: Judge, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+def features(net: Judge, x: torch.Tensor, batch_size: int = BATCH) -> torch.Tensor:
     """[N, hidden] penultimate-layer features (on the CPU)."""
     device = next(net.parameters()).device
     return torch.cat([net.features(x[i].to(device)).cpu() for i in batches(len(x), batch_size)])

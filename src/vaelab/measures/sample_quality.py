@@ -20,6 +20,8 @@ feature statistics in float64.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from vaelab.data.mnist import batches
@@ -103,12 +105,54 @@ def fid_sets(real: torch.Tensor, fake: torch.Tensor, sets: int = FID_SETS) -> tu
     return values.mean().item(), values.std().item()
 
 
-def sample_quality(real_features: torch.Tensor, fake_features: torch.Tensor,
+PRECISION_K, DENSITY_K = 3, 5   # the real k-NN balls of precision (Kynkäänniemi) and of density/coverage (Naeem)
+CHUNK = 1024                    # sample rows per distance block (1024 x 10,000 float64 = 80 MB)
+
+
+@dataclass(frozen=True)
+class RealReference:
+    """The real images' side of every sample-quality number: their features and the squared radii of their k-NN
+    balls. The same for every model and seed, so the ``references`` stage computes it once (a 10k x 10k search)."""
+
+    features: torch.Tensor           # [N, d] judge features of the real images
+    precision_radii: torch.Tensor    # [N] float64: squared distance to the PRECISION_K-th real neighbour
+    density_radii: torch.Tensor      # [N] float64: ... to the DENSITY_K-th
+
+    @classmethod
+    def of(cls, features: torch.Tensor) -> "RealReference":
+        """One neighbour search for both radii: the j-th smallest of a row is the same whichever k topk keeps."""
+        r = features.double()
+        nearest = torch.cat([_sq_dists(r[i], r).topk(DENSITY_K + 1, dim=1, largest=False).values
+                             for i in batches(len(r), CHUNK)])
+        return cls(features, nearest[:, PRECISION_K].contiguous(), nearest[:, DENSITY_K].contiguous())
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"features": self.features, "precision_radii": self.precision_radii,
+                "density_radii": self.density_radii}
+
+
+def precision_density_coverage(reference: RealReference, fake: torch.Tensor) -> tuple[float, float, float]:
+    """Precision, density and coverage from one pass over the sample-to-real distances (the same numbers as
+    :func:`precision_recall`'s precision and :func:`density_coverage`, which search twice)."""
+    r, f = reference.features.double(), fake.double()
+    inside = 0
+    holds, counts = 0.0, torch.zeros(len(r), dtype=torch.float64)
+    for i in batches(len(f), CHUNK):
+        d = _sq_dists(f[i], r)
+        inside += (d <= reference.precision_radii).any(1).sum().item()
+        hit = d <= reference.density_radii
+        holds += hit.double().sum().item()
+        counts += hit.double().sum(0)
+    return inside / len(f), holds / (DENSITY_K * len(f)), (counts > 0).double().mean().item()
+
+
+def sample_quality(reference: RealReference, fake_features: torch.Tensor,
                    generator: torch.Generator | None = None) -> dict[str, float]:
-    """Every sample-quality number of one model, from judge features of real test images and of its samples."""
-    kid_mean, kid_std = kid(real_features, fake_features, generator=generator)
-    precision, _ = precision_recall(real_features, fake_features)
-    density, coverage = density_coverage(real_features, fake_features)
-    sets_mean, sets_std = fid_sets(real_features, fake_features)
-    return {"fid": fid(real_features, fake_features), "fid_sets_mean": sets_mean, "fid_sets_std": sets_std,
+    """Every sample-quality number of one model, from the real side (:class:`RealReference`) and the judge
+    features of its samples. Recall is not computed (see the module docstring)."""
+    real = reference.features
+    kid_mean, kid_std = kid(real, fake_features, generator=generator)
+    precision, density, coverage = precision_density_coverage(reference, fake_features)
+    sets_mean, sets_std = fid_sets(real, fake_features)
+    return {"fid": fid(real, fake_features), "fid_sets_mean": sets_mean, "fid_sets_std": sets_std,
             "kid": kid_mean, "kid_std": kid_std, "precision": precision, "density": density, "coverage": coverage}

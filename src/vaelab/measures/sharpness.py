@@ -87,10 +87,10 @@ def statistics(images: Tensor, inputs: Tensor | None = None) -> dict[str, float]
 
 
 def sharpness_group(reconstructions: Tensor, inputs: Tensor, samples: Tensor | None) -> dict[str, float]:
-    """The JSON group ``sharpness`` of one model: ``recon_*`` (reconstructions of the test images), ``sample_*``
-    (prior samples, models with a prior) and ``data_*`` (the test images themselves: the reference)."""
+    """The JSON group ``sharpness`` of one model: ``recon_*`` (reconstructions of the test images) and ``sample_*``
+    (prior samples, models with a prior). The test images' own ``data_*`` row, the same for every model, is the
+    ``references`` stage's (:mod:`vaelab.studies.references`)."""
     out = {f"recon_{k}": v for k, v in statistics(reconstructions, inputs).items()}
     if samples is not None:
         out.update({f"sample_{k}": v for k, v in statistics(samples).items() if k != "background_own"})
-    out.update({f"data_{k}": v for k, v in statistics(inputs, inputs).items()})
     return out

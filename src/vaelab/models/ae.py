@@ -54,3 +54,8 @@ class Autoencoder(LatentModel):
         loss is a distortion, not a likelihood (no KL: ``kl`` is 0; no noise is drawn)."""
         recon = (x - self.mean_image(self.encode(x).mean)).pow(2).sum(-1).mean(-1)
         return {"loss": recon, "recon": recon, "kl": torch.zeros_like(recon)}
+
+    def test_terms(self, x: torch.Tensor, y: torch.Tensor | None = None, noise=None) -> dict[str, torch.Tensor]:
+        """The loss terms and ``mse``: for the AE its loss is that squared error (one encoder and decoder pass)."""
+        out = self.loss(x, y, noise)
+        return {**out, "mse": out["recon"]}

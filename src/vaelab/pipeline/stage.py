@@ -148,6 +148,48 @@ def record_time(name: str, seconds: float, root: Path = Path(".")) -> None:
         f.write(json.dumps({"stage": name, "seconds": round(seconds, 2), "at": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
 
 
+SPEEDS = Path(".vaelab") / "train-speed.jsonl"
+
+
+PARTS = Path(".vaelab") / "evaluate-parts.jsonl"
+
+
+def record_parts(name: str, per_call: list[dict[str, float]], root: Path = Path(".")) -> None:
+    """Append the seconds each part of a stage took, per call (an evaluation's groups, per seed), to
+    ``.vaelab/evaluate-parts.jsonl``: ``make bench`` prints each part's share of the stage."""
+    import json
+
+    path = root / PARTS
+    path.parent.mkdir(exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps({"stage": name, "parts": [{k: round(v, 2) for k, v in p.items()} for p in per_call],
+                            "at": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+
+
+@contextlib.contextmanager
+def measured_speed(name: str, images: int, gflop: float, root: Path = Path(".")) -> Iterator[None]:
+    """Time the block (a training of ``images`` seed-images and ``gflop`` of arithmetic: every seed's epochs with
+    their test passes, not the start or the publishing); log its throughput and its share of a matrix-product peak
+    measured right after it, and append both to ``.vaelab/train-speed.jsonl`` (``make bench`` prints the last
+    one beside its own figures). A resumed training counts all its epochs: its figure is then too high."""
+    import json
+
+    from vaelab.core.device import matmul_peak
+
+    start = time.perf_counter()
+    yield
+    seconds = time.perf_counter() - start
+    peak = matmul_peak(repeats=5)
+    entry = {"stage": name, "images_per_s": round(images / seconds, 1), "gflop_per_s": round(gflop / seconds, 2),
+             "peak_gflops": round(peak, 1), "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    log.info("%s: %d seed-images in %.1f s, %.0f images/s, %.0f GFLOP/s = %.0f%% of the %.0f GFLOP/s matmul peak "
+             "measured now", name, images, seconds, images / seconds, gflop / seconds, 100 * gflop / seconds / peak, peak)
+    path = root / SPEEDS
+    path.parent.mkdir(exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
 @contextlib.contextmanager
 def staging(root: Path, prefix: str) -> Iterator[Path]:
     """A temporary folder inside ``root`` (same file system: renames are atomic), always removed."""

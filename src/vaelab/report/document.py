@@ -89,7 +89,8 @@ def read_inputs(params: Params, root: Path) -> Inputs:
     baselines = read_json(at.baselines_metrics)
     return Inputs(names, seeds, figures, train, evals, verdicts, image_sets, forks,
                   read_json(judge).get("test_accuracy") if judge.exists() else None, post, inference,
-                  "study/sigma.png" if sigma_histories(params, root) else None, fixed, quadrants, baselines)
+                  "study/sigma.png" if sigma_histories(params, root) else None, fixed, quadrants, baselines,
+                  read_json(at.references_metrics))
 
 
 PLOTTED = ("test_loss", "test_mse")  # the history columns `dvc plots` draws (every model's history has them)

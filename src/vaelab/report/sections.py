@@ -67,6 +67,7 @@ class Inputs:
     fixed_sigma: tuple[str, ...] = ()                         # models whose Gaussian decoder has a fixed σ
     quadrants: dict = field(default_factory=dict)             # metrics/quadrants.json (quadrant completion)
     baselines: dict = field(default_factory=dict)             # metrics/baselines.json: image-set id -> baseline -> numbers
+    references: dict = field(default_factory=dict)            # metrics/references.json: the same for every model
 
 
 def _decimals(x: float, digits: int) -> int:
@@ -202,6 +203,16 @@ def _mean_ci(inp: Inputs, model: str, key: str) -> stats.Interval | None:
     return stats.mean_ci(values) if values else None
 
 
+def _reference(inp: Inputs, key: str) -> float | None:
+    """A number of ``metrics/references.json``: measured once, the same for every model and seed."""
+    value = flatten(inp.references).get(key)
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _reference_cell(inp: Inputs, key: str) -> str:
+    return number_cells([_reference(inp, key)], digits=4)[0]
+
+
 MEASURED_ROWS = [  # (label, metric key of metrics/eval/<model>.json): the post's words, measured
     ("jump ratio of the paths (1 = even; lower is smoother)", "continuity.jump_ratio"),
     ("  … different digits", "continuity.jump_ratio_different"),
@@ -254,10 +265,10 @@ def measured_blocks(inp: Inputs) -> list[Block]:
              "mid-grey pixels (0.1–0.9), the mean gradient on the stroke's edge; squared error is a column, not "
              "the test (it rewards blur)."),
         table(MEASURED_ROWS, shown)]
-    reference = next((m for m in shown if _mean_ci(inp, m, "sharpness.data_midgrey")), None)
-    if reference is not None:
-        blocks += [Para("The test images themselves, by the same statistics (the same for every model):"),
-                   table(DATA_ROWS, [reference])]
+    if any(_reference(inp, key) is not None for _, key in DATA_ROWS):
+        blocks += [Para("The test images themselves, by the same statistics (the same for every model; "
+                        "`metrics/references.json`):"),
+                   Table(["", "test images"], [[label, _reference_cell(inp, key)] for label, key in DATA_ROWS])]
     styled = [m for m in inp.models if _mean_ci(inp, m, "style.slant_z_share")]
     if styled:
         blocks += [Para("**The conditional model's style.** Test codes decoded under every label 0–9: does the "
@@ -341,11 +352,11 @@ def decoder_blocks(inp: Inputs) -> list[Block]:
         labels = [model_label(m) for m in models]
         per_row = [[(_gap(inp, m, group) if key is None else _mean_ci(inp, m, key)) for m in models]
                    for _, key in columns]
-        if group == "samples":   # the real-against-real floor, in the same features, as one more row
-            labels.append("training images (real vs real)")
-            for column, (_, key) in zip(per_row, columns):
-                column.append(_mean_ci(inp, models[0], key.replace("samples.", "samples_reference.")))
         cells = [interval_cells(column) for column in per_row]
+        if group == "samples":   # the real-against-real floor, in the same features, as one more row
+            labels.append("training images (real vs real; measured once)")
+            for column, (_, key) in zip(cells, columns):
+                column.append(_reference_cell(inp, key.replace("samples.", "samples_reference.")))
         blocks += [Para(f"**{title}.** Image set {image_set_name(inp, group, models)}."),
                    Table(["model", *(h for h, _ in columns)],
                          [[label, *(column[i] for column in cells)] for i, label in enumerate(labels)])]

@@ -19,6 +19,7 @@ from vaelab.core.layout import Layout
 from vaelab.data.image_sets import image_sets_for
 from vaelab.data.mnist import load_binarized_test, load_split
 from vaelab.measures import judge as judges
+from vaelab.measures.references import References
 from vaelab.studies.scorecard import mean_over_seeds, score, test_sets
 
 log = logging.getLogger("vaelab.evaluate")
@@ -41,19 +42,21 @@ def gflop_per_seed(params: Params) -> float:
     return params.evaluate.iwae_samples * MNIST_TEST_SIZE * DECODER_GFLOP
 
 
-def score_seed(params: Params, name: str, seed: int, root: Path) -> dict:
-    """Score one seed's checkpoint: the numbers of ``metrics/eval/<model>.json`` for that seed."""
+def score_seed(params: Params, name: str, seed: int, root: Path) -> tuple[dict, dict[str, float]]:
+    """Score one seed's checkpoint: the numbers of ``metrics/eval/<model>.json`` for that seed, and the seconds each
+    group took (``make bench`` prints their shares)."""
     device = resolve_device(params.device)
     at = Layout(root)
     judge = judges.load(at.judge_dir, device)
     train = load_split(root / "data", "train", params.data.train_size)
     tests = test_sets(load_split(root / "data", "test", params.data.test_size), load_binarized_test(root / "data"),
-                      judge, seed, params.evaluate.sample_images)
+                      seed)
     model = models.load(at.checkpoint(name, seed), device)
-    start = time.perf_counter()
-    metrics = score(model, judge, train, tests, params.evaluate, seed)
-    log.info("%s seed %d: evaluated in %.1f s", name, seed, time.perf_counter() - start)
-    return metrics
+    start, parts = time.perf_counter(), {}
+    metrics = score(model, judge, train, tests, References.load(at.references), params.evaluate, seed, parts)
+    log.info("%s seed %d: evaluated in %.1f s (%s)", name, seed, time.perf_counter() - start,
+             ", ".join(f"{k} {v:.1f} s" for k, v in parts.items()))
+    return metrics, parts
 
 
 def document(params: Params, per_seed: dict[int, dict]) -> dict:

@@ -18,7 +18,6 @@ JSON layout of one seed (nats per image unless said otherwise; keys a model cann
     samples:        fid, fid_sets_mean, fid_sets_std, kid, kid_std, precision, density, coverage
                                                       # models with a prior: `sample_images` decoded prior
                                                       #   samples vs the test images, in the judge's features
-    samples_reference: the same numbers for as many training images as samples (real vs real)
     latent:         knn_accuracy, silhouette, saturated_fraction (bounded latents)
     grid:           confident_fraction                # 2-d latents only, unconditional: the share of the grid of
                                                       #   models.latent_grid the judge calls a digit with confidence
@@ -27,7 +26,7 @@ JSON layout of one seed (nats per image unless said otherwise; keys a model cann
     continuity:     jump_ratio, jump_ratio_median,    # unconditional models (vaelab.measures.continuity): straight paths
                     path_ratio_median, real_share,    #   between the codes of fixed test pairs, decoded; _different
                     jump_ratio_different, ...         #   and _same split the pairs by digit
-    sharpness:      recon_*, sample_*, data_*         # background, background_own, midgrey, gradient of the
+    sharpness:      recon_*, sample_*                 # background, background_own, midgrey, gradient of the
                                                       #   reconstructions, prior samples and test images (vaelab.measures.sharpness)
     conditional:    accuracy, bayes_accuracy          # conditional models with a prior
     style:          label_accuracy, slant_z_share,    # conditional models with a prior (vaelab.measures.style): codes
@@ -48,6 +47,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -64,6 +64,7 @@ from vaelab.measures.capabilities import ANY, Needs
 from vaelab.measures.sample_quality import sample_quality
 from vaelab.models.base import LatentModel
 from vaelab.models.likelihoods import bits_per_dim
+from vaelab.measures.references import References
 
 SATURATION = 0.01  # a code coordinate this close to its box's edge counts as saturated
 # Conditional models: images drawn per label for `conditional.accuracy` (10 x 1000 decodes, seconds), and
@@ -108,7 +109,6 @@ class TestSets:
     grey: Split                     # the MNIST test split, pixels k/255
     binarized: torch.Tensor         # the fixed binarisation of the `binarize` stage
     dequantized: torch.Tensor       # one seeded dequantisation (k + u)/256
-    real_features: torch.Tensor     # the judge's features of the grey test images (the reference subset)
 
     def own(self, space: DataSpace) -> torch.Tensor:
         """The test images in a model's own data space (the space's fixed test-time images)."""
@@ -122,19 +122,12 @@ def seeded_dequantization(test: Split, seed: int) -> torch.Tensor:
 
 def test_images(space: DataSpace, test: Split, binarized: torch.Tensor, seed: int) -> torch.Tensor:
     """The test images in data space ``space``: grey, the seeded dequantisation, or the fixed binarisation."""
-    return space.test_images(TestSets(test, binarized, seeded_dequantization(test, seed), torch.empty(0)))
+    return space.test_images(test_sets(test, binarized, seed))
 
 
-def test_sets(test: Split, binarized: torch.Tensor, judge: torch.nn.Module, seed: int,
-              reference_images: int | None = None) -> TestSets:
-    """The test images in every form; sample quality compares against the first ``reference_images`` of them
-    (the evaluation passes its ``sample_images``: N samples against N test images, FID's usual protocol)."""
-    real = judges.features(judge, _subset(test.images, reference_images))
-    return TestSets(test, binarized, seeded_dequantization(test, seed), real)
-
-
-def _subset(x: torch.Tensor, n: int | None) -> torch.Tensor:
-    return x if n is None else x[:n]
+def test_sets(test: Split, binarized: torch.Tensor, seed: int) -> TestSets:
+    """The test images in every form."""
+    return TestSets(test, binarized, seeded_dequantization(test, seed))
 
 
 # Tighter quadrature settings than the default (vaelab.measures.inference.quadrature: coarse 256, radius 5, tol 0.05).
@@ -182,11 +175,12 @@ class Context:
     """What the measures of one model share: its codes, its test images in every form, the evaluation's image sets
     and the draws more than one measure reads (each computed once, on first use, from its own seeded generator)."""
 
-    def __init__(self, model: LatentModel, judge: torch.nn.Module, train: Split, tests: TestSets, cfg: EvaluateConfig,
-                 seed: int) -> None:
+    def __init__(self, model: LatentModel, judge: torch.nn.Module, train: Split, tests: TestSets, refs: References,
+                 cfg: EvaluateConfig, seed: int) -> None:
         self.model, self.judge, self.train, self.tests, self.cfg, self.seed = model, judge, train, tests, cfg, seed
+        self.refs, self.realness = refs, refs.realness
         self.test = tests.grey
-        self.sets = image_sets_for(cfg, len(self.test.images), len(tests.binarized), len(tests.real_features))
+        self.sets = image_sets_for(cfg, len(self.test.images), len(tests.binarized), len(refs.samples.features))
         self.y_train, self.y_test = model.condition(train.labels), model.condition(self.test.labels)
         self.z_train = metrics.codes(model, train.images, self.y_train)
         self.z_test = metrics.codes(model, self.test.images, self.y_test)
@@ -210,13 +204,14 @@ class Context:
         return per_image
 
     @functools.cached_property
+    def reconstructions(self) -> torch.Tensor:
+        """The mean images decoded from the test codes (the reconstruction error and sharpness read the same)."""
+        return self.decode(self.z_test, self.y_test)
+
+    @functools.cached_property
     def fake(self) -> torch.Tensor | None:
         """The prior samples of sample quality and sharpness (the same draws for both); None without a prior."""
         return self.model.prior_images(self.cfg.sample_images, self.generator(), metrics.DECODER_ROWS)
-
-    @functools.cached_property
-    def realness(self) -> continuity.Realness:
-        return continuity.Realness.fit(self.tests.real_features, self.cfg.realness_k, self.cfg.realness_quantile)
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return decoded(self.model, z, y)
@@ -226,7 +221,7 @@ class Context:
 
 
 def _reconstruction(c: Context) -> dict:
-    mse = metrics.reconstruction_error(c.model, c.test.images, c.z_test, c.y_test).mean().item()
+    mse = (c.reconstructions - c.test.images).pow(2).sum(-1).mean().item()
     return {"mse_per_image": mse, "mse_per_pixel": mse / INPUT_DIM}
 
 
@@ -283,7 +278,7 @@ def _style(c: Context) -> dict:
 
 
 def _sharpness(c: Context) -> dict:
-    return sharpness.sharpness_group(c.decode(c.z_test, c.y_test), c.test.images, c.fake)
+    return sharpness.sharpness_group(c.reconstructions, c.test.images, c.fake)
 
 
 def _grey8bit(c: Context) -> dict:
@@ -311,13 +306,7 @@ def _binarized_exact(c: Context) -> dict | None:
 
 
 def _samples(c: Context) -> dict:
-    return sample_quality(c.tests.real_features, c.features(c.fake), torch.Generator().manual_seed(c.seed))
-
-
-def _samples_reference(c: Context) -> dict:
-    # Real against real: as many training images as samples, in the same features (FID's floor here).
-    return sample_quality(c.tests.real_features, c.features(c.train.images[:len(c.fake)]),
-                          torch.Generator().manual_seed(c.seed))
+    return sample_quality(c.refs.samples, c.features(c.fake), torch.Generator().manual_seed(c.seed))
 
 
 @dataclass(frozen=True)
@@ -351,19 +340,24 @@ MEASURES: tuple[Measure, ...] = (
     Measure("binarized", Needs(prior=True, conditional=False, binary=True), _binarized),
     Measure("binarized_exact", Needs(prior=True, conditional=False, latent_2d=True, binary=True), _binarized_exact),
     Measure("samples", Needs(prior=True), _samples),
-    Measure("samples_reference", Needs(prior=True), _samples_reference),
 )
 
 
 @torch.no_grad()
-def score(model: LatentModel, judge: torch.nn.Module, train: Split, tests: TestSets, cfg: EvaluateConfig,
-          seed: int) -> dict:
+def score(model: LatentModel, judge: torch.nn.Module, train: Split, tests: TestSets, refs: References,
+          cfg: EvaluateConfig, seed: int, seconds: dict[str, float] | None = None) -> dict:
     """Every measure of :data:`MEASURES` that applies to ``model``, on the test split (kNN fitted on the training
-    split's codes)."""
-    context, out = Context(model, judge, train, tests, cfg, seed), {}
+    split's codes). ``seconds``, if given, receives each group's wall time (the codes under ``codes``): what
+    ``make bench`` prints as the evaluation's parts."""
+    seconds = {} if seconds is None else seconds
+    start = time.perf_counter()
+    context, out = Context(model, judge, train, tests, refs, cfg, seed), {}
+    seconds["codes"] = time.perf_counter() - start
     for m in MEASURES:
+        start = time.perf_counter()
         if m.needs.met_by(model) and (numbers := m.run(context)) is not None:
             out.setdefault(m.group, {}).update(numbers)
+            seconds[m.group] = seconds.get(m.group, 0.0) + time.perf_counter() - start
     return out
 
 

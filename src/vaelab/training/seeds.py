@@ -69,6 +69,18 @@ def gflop(params: Params, name: str) -> float:
     return images * TRAIN_MFLOP_PER_IMAGE / 1e3 * len(params.seeds_of(name))
 
 
+def seed_images(params: Params, name: str) -> tuple[int, float]:
+    """(seed-images, GFLOP) of training every seed of ``name``: the training images of every epoch and seed, and
+    their arithmetic (6 FLOPs per multiply-accumulate of the linear layers, forward and backward; the per-epoch
+    test passes are not counted), the figures of the stage's logged throughput."""
+    from vaelab.models.layers import StackedLinear
+
+    net = models.build(models.spec_of(params, name))
+    macs = sum(m.weight.shape[-2] * m.weight.shape[-1] for m in net.modules() if isinstance(m, StackedLinear))
+    images = params.train.epochs * (params.data.train_size or MNIST_TRAIN_SIZE) * len(params.seeds_of(name))
+    return images, 6 * macs * images / 1e9
+
+
 def groups_for(params: Params, name: str) -> list[list[int]]:
     """All seeds stacked in one process on CUDA, or when the work is too small to pay for worker processes; else
     one single-thread worker per core, each with its share of the seeds stacked."""
