@@ -3,14 +3,14 @@ completions that keep the given pixels, determinism, bad params, and the stage e
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import REPO
+from helpers import REPO, run
 from helpers.workdir import make_workdir
 
 from vaelab.core.config import load_params
@@ -162,18 +162,14 @@ def test_bad_params_name_the_key_the_value_and_the_expectation(raw: dict, fragme
         assert fragment in str(err.value), (fragment, str(err.value))
 
 
-def load_stage():
-    spec = importlib.util.spec_from_file_location("quadrants_stage", REPO / "stages" / "quadrants.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_bad_params_stop_the_stage_before_any_work(tmp_path: Path, mnist_root: Path) -> None:
+    """The stage program as DVC runs it: one line naming the key, a non-zero exit, nothing written."""
     workdir = make_workdir(tmp_path / "w", mnist_root, quadrants__samples=50)
     before = sorted(p.name for p in workdir.iterdir())
-    with pytest.raises(ConfigError, match=r"quadrants.samples = 50: expected >= 100"):
-        load_stage().quadrants(load_params(workdir / "params.yaml"), workdir)
+    proc = run([sys.executable, str(REPO / "stages" / "quadrants.py")], workdir, check=False,
+               PYTHONPATH=str(REPO / "src"))
+    assert proc.returncode == 1 and "quadrants.samples = 50: expected >= 100" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
     assert sorted(p.name for p in workdir.iterdir()) == before  # no mlflow.db, no outputs
 
 
