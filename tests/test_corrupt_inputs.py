@@ -128,3 +128,22 @@ def test_the_suggested_repair_restores_damaged_data(project: Path, repair: list[
     run(repair, project)
 
     assert load_split(project / "data", "test").images.shape == (10_000, 784)
+
+
+def test_a_stage_handed_a_corrupt_checkpoint_names_it_and_writes_nothing(tmp_path: Path, mnist_root: Path) -> None:
+    """The figures stage program, as DVC runs it, on a seed checkpoint that is not one: one line naming the file and
+    what to do, exit 1, no figure written."""
+    import sys
+
+    from helpers import REPO
+    from helpers.workdir import make_workdir
+
+    workdir = make_workdir(tmp_path / "w", mnist_root)
+    checkpoint = workdir / "models" / "vae_bce" / "seed1" / "model.pt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(os.urandom(2048))
+    proc = run([sys.executable, str(REPO / "stages" / "figures.py"), "--model", "vae_bce"], workdir, check=False,
+               PYTHONPATH=str(REPO / "src"), VAELAB_TRACKING="off")
+    assert proc.returncode == 1, proc.stderr
+    assert "models/vae_bce/seed1/model.pt: not a readable checkpoint" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (workdir / "reports").exists()

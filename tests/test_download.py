@@ -107,6 +107,7 @@ def test_stage_cli_exits_nonzero_with_one_message(project):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # drives the dvc CLI, as the other pipeline tests of the slow tier
 def test_dvc_repro_download_then_nothing_changed(project):
     run(["dvc", "repro", "download"], project)
     assert_verified(project / "data")

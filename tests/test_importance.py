@@ -34,7 +34,9 @@ def log_lik_of(decoder: torch.nn.Module, x: torch.Tensor):
 @pytest.mark.parametrize("samples, rows", [(50, 400), (50, 37), (7, 64)])
 def test_the_numbers_of_an_image_do_not_depend_on_how_images_are_split(samples: int, rows: int) -> None:
     # Every decoder call has the shape rows_per_call(M, rows) whatever the number of images (the last chunk
-    # padded), and the noise is per image: so torch.equal is legitimate here, the shapes being identical.
+    # padded), and the noise is per image, so the matrix products are the same. An image's rows sit at another
+    # offset of the call, though, and an elementwise kernel's vector tail falls elsewhere (AVX2 against AVX-512,
+    # other thread counts): equal up to the last bits of float32, not bit for bit on every CPU.
     decoder, x, q = decoder_and_images()
     eps = importance.draw(q, samples, torch.Generator().manual_seed(1))
     ks = (1, 5, samples)
@@ -43,10 +45,12 @@ def test_the_numbers_of_an_image_do_not_depend_on_how_images_are_split(samples: 
         for cuts in ([0, 1, 23], [0, 10, 11, 23], [0, 4, 17, 23]):
             parts = [importance.estimate(log_lik_of(decoder, x[a:b]), DiagonalGaussian(q.mean[a:b], q.logvar[a:b]),
                                          eps[a:b], ks, rows=rows) for a, b in zip(cuts, cuts[1:])]
-            assert torch.equal(torch.cat([p.elbo for p in parts]), whole.elbo), cuts
-            assert torch.equal(torch.cat([p.log_lik for p in parts]), whole.log_lik), cuts
+            same = dict(rtol=1e-6, atol=1e-4)   # float32 round-off of values of a few hundred nats
+            torch.testing.assert_close(torch.cat([p.elbo for p in parts]), whole.elbo, **same, msg=str(cuts))
+            torch.testing.assert_close(torch.cat([p.log_lik for p in parts]), whole.log_lik, **same, msg=str(cuts))
             for k in ks:
-                assert torch.equal(torch.cat([p.iwae[k] for p in parts]), whole.iwae[k]), (cuts, k)
+                torch.testing.assert_close(torch.cat([p.iwae[k] for p in parts]), whole.iwae[k], **same,
+                                           msg=str((cuts, k)))
 
 
 def test_other_rows_change_only_round_off() -> None:
