@@ -41,12 +41,22 @@ def by_digit(labels: torch.Tensor, n: int) -> torch.Tensor:
     return torch.stack([per_class[i % NUM_CLASSES][i // NUM_CLASSES] for i in range(n)])
 
 
+# Words that differ by capability, asked of the capability registry (the first entry a model meets).
+CODE_NAME = ((Needs(prior=True), "posterior mean"), (ANY, "code z"))
+GRID_SPAN = ((Needs(box=True), "its latent box"), (ANY, "quantiles of N(0, 1)"))
+PLANE = Needs(latent_2d=True)   # a 2-D code is drawn as it is; a larger one by its first two coordinates
+
+
+def said(table: tuple[tuple[Needs, str], ...], model: LatentModel) -> str:
+    """The text of the first row whose needs the model meets (the last row, ANY, meets every model)."""
+    return next(text for needs, text in table if needs.met_by(model))
+
+
 def latent_limits(model: LatentModel, codes: torch.Tensor, vae_range: float | None) -> tuple[float, float]:
-    """Scatter axes: the model's latent box if bounded, else ±vae_range, else (null) symmetric around the codes."""
-    if model.latent_box is not None:
-        return model.latent_box
+    """Scatter axes: the model's latent box (None when unbounded), else ±vae_range, else (null) symmetric
+    around the codes."""
     half = vae_range if vae_range is not None else 1.05 * codes[:, :2].abs().max().item()
-    return (-half, half)
+    return model.latent_box or (-half, half)
 
 
 class Sheet:
@@ -56,7 +66,7 @@ class Sheet:
     def __init__(self, name: str, model: LatentModel, test: Split, fig: FiguresConfig, seed: int) -> None:
         self.model, self.test, self.fig, self.seed, self.cfg = model, test, fig, seed, model.cfg
         self.label = model_label(name)
-        self.projected = self.cfg.latent_dim != 2
+        self.projected = not PLANE.met_by(model)
         self.proj = f" (projection: first 2 of {self.cfg.latent_dim} latent dims)" if self.projected else ""
         self.y = model.condition(test.labels)
         self.codes = metrics.codes(model, test.images, self.y)
@@ -76,9 +86,9 @@ def _reconstructions(s: Sheet) -> Figure:
 
 
 def _latent(s: Sheet) -> Figure:
-    what = "posterior mean" if s.model.has_prior else "code z"
     return charts.latent_scatter(s.codes, s.test.labels, s.limits,
-                                 f"{s.label}: test set in latent space ({what}){s.proj}", s.projected)
+                                 f"{s.label}: test set in latent space ({said(CODE_NAME, s.model)}){s.proj}",
+                                 s.projected)
 
 
 def _latent_by_digit(s: Sheet) -> Figure:
@@ -88,9 +98,8 @@ def _latent_by_digit(s: Sheet) -> Figure:
 
 def _manifold(s: Sheet) -> Figure:
     grid = s.model.latent_grid(s.fig.grid_size)
-    where = "its latent box" if s.model.latent_box is not None else "quantiles of N(0, 1)"
     return images.manifold(s.model.mean_image(grid, s.labels_for(len(grid))), s.model.latent_axis(s.fig.grid_size),
-                           f"{s.label}: decoded latent grid ({where}{s.given})")
+                           f"{s.label}: decoded latent grid ({said(GRID_SPAN, s.model)}{s.given})")
 
 
 def _own_grid(s: Sheet) -> Figure:
