@@ -73,6 +73,8 @@ class TrainConfig:
     epochs: int = field(default=10, metadata=_min(1))
     batch_size: int = field(default=128, metadata=_min(1))
     lr: float = field(default=1e-3, metadata=_positive())
+    # vaelab.training.optim.OPTIMIZERS: fused Adam, or SGD with momentum 0.9
+    optimizer: Literal["adam", "sgd"] = "adam"
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,9 @@ class EvaluateConfig:
     # Exact -log p(x) re-computed at tighter quadrature settings on the first N images of the exact set
     # (finer coarse grid, larger radius, lower tolerance): the largest difference is recorded (0 = skip).
     tight_images: int = field(default=20, metadata=_between(0, MNIST_TEST_SIZE))
+    # The groups of metrics/eval/<model>.json to measure (names of vaelab.studies.scorecard.MEASURES); None = all.
+    # A sweep asks for a few (e.g. [reconstruction, latent]): the study's default measures every group.
+    groups: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -174,9 +179,38 @@ class ClaimSpec:
 
 @dataclass(frozen=True)
 class ReportConfig:
-    # The post's AE as written (collapses) and the AE that fixes it, for "What it took to reproduce the post".
-    post_ae: str = "ae_post"
-    working_ae: str = "ae"
+    # "What it took to reproduce the post": these models side by side, each with what it is, in words.
+    post_ae: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CollapseConfig:
+    """Stage `collapse`: the first optimiser steps of these `models:` entries (AEs with a sigmoid code), first seed."""
+
+    models: list[str] = field(default_factory=list)
+    steps: int = field(default=60, metadata=_between(1, 10_000))
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """The sweeps' rules (stages/tuning.py reads the queued experiments by them), fixed before the sweeps ran.
+
+    A seed **collapsed** when more than `saturated` of its test codes sit on the sigmoid box's edge, or its codes'
+    kNN digit accuracy is at most `knn` (0.1135: every code the same point), or its test error is at least `mse`
+    (the mean image's: 52.9). A setting **works** for a model when none of its seeds collapsed and its mean test
+    error is at most (1 + `margin`) times the model's best working setting's."""
+
+    saturated: float = field(default=0.5, metadata={"check": (lambda v: 0 <= v <= 1), "expect": "in [0, 1]"})
+    knn: float = field(default=0.5, metadata={"check": (lambda v: 0 <= v <= 1), "expect": "in [0, 1]"})
+    mse: float = field(default=45.0, metadata=_positive())
+    margin: float = field(default=0.10, metadata=_positive())
+    # ...and it works by the latent when none collapsed and its mean kNN accuracy is at least the best minus this.
+    knn_margin: float = field(default=0.05, metadata=_positive())
+    # Two models' shares of working settings within this of each other are practically equal (the verdict's
+    # equivalence margin); the interval of their difference is a bootstrap over seeds (exact up to 6 seeds, else `resamples` draws).
+    equivalence: float = field(default=0.125, metadata=_positive())
+    resamples: int = field(default=2000, metadata=_min(100))
+    level: float = field(default=0.95, metadata={"check": (lambda v: 0 < v < 1), "expect": "in (0, 1)"})
 
 
 MIN_QUADRANT_SAMPLES = 100   # S >= 100 importance samples per image for the quadrant task's −log p(missing | given)
@@ -226,6 +260,10 @@ class Params:
     claims: list[ClaimSpec] = field(default_factory=list)
     report: ReportConfig = ReportConfig()
     quadrants: QuadrantsConfig = QuadrantsConfig()
+    collapse: CollapseConfig = CollapseConfig()
+    tuning: TuningConfig = TuningConfig()
+    # Sweeps of DVC experiments (vaelab.pipeline.sweeps validates each entry when stages/sweep.py queues it).
+    sweeps: dict[str, dict] = field(default_factory=dict)
 
     def model_entry(self, name: str) -> dict:
         """The raw `models.<name>` entry (validated by :func:`vaelab.models.spec_of`)."""

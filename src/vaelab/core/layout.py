@@ -93,6 +93,10 @@ class Layout:
         return self.root / "metrics" / "baselines.json"
 
     @property
+    def collapse_metrics(self) -> Path:
+        return self.root / "metrics" / "collapse.json"
+
+    @property
     def quadrants_metrics(self) -> Path:
         return self.root / "metrics" / "quadrants.json"
 

@@ -19,10 +19,13 @@ from vaelab.models.layers import StackedBatchNorm, mlp
 class AEConfig:
     latent_dim: int = field(default=2, metadata=positive_int())
     hidden: list[int] = field(default_factory=lambda: [512, 256, 128], metadata=hidden_widths())
-    # "batchnorm": normalise the pre-sigmoid code (vaelab's default). "none": the post exactly as written,
-    # which collapses: Adam drives the pre-sigmoid code to |z| ~ 70 within ~20 steps, the sigmoid saturates,
-    # every image gets the same code and the decoder draws the mean digit (see the report).
+    # "batchnorm": normalise the pre-sigmoid code (vaelab's variant). "none": the post's network as written.
     code_norm: Literal["batchnorm", "none"] = "batchnorm"
+    # How the linear layers are drawn (vaelab.models.layers.INITS). With "torch" (nn.Linear's) and no code_norm
+    # the AE collapses: its codes barely differ between images at the start, Adam drives them all past the
+    # sigmoid's slope within a few dozen steps, and the encoder's gradient vanishes (the `collapse` stage
+    # measures it). "he" keeps the codes apart from the first step.
+    init: Literal["torch", "he"] = "torch"
     # The pixels it trains on (see VAEConfig.data).
     data: str = field(default="grey", metadata=spaces.field_metadata())
 
@@ -36,12 +39,16 @@ class Autoencoder(LatentModel):
 
     def __init__(self, cfg: AEConfig, stack: int = 1):
         super().__init__(cfg, stack)
-        self.encoder = mlp([INPUT_DIM, *cfg.hidden, cfg.latent_dim], stack)
+        self.encoder = mlp([INPUT_DIM, *cfg.hidden, cfg.latent_dim], stack, cfg.init)
         self.code_norm = StackedBatchNorm(cfg.latent_dim, stack) if cfg.code_norm == "batchnorm" else torch.nn.Identity()
-        self.decoder = mlp([cfg.latent_dim, *reversed(cfg.hidden), INPUT_DIM], stack)
+        self.decoder = mlp([cfg.latent_dim, *reversed(cfg.hidden), INPUT_DIM], stack, cfg.init)
+
+    def pre_code(self, x: torch.Tensor) -> torch.Tensor:
+        """The code before its sigmoid (where the post's AE collapses: vaelab.studies.collapse)."""
+        return self.code_norm(self.encoder(x))
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> PointMass:
-        return PointMass(torch.sigmoid(self.code_norm(self.encoder(x))))
+        return PointMass(torch.sigmoid(self.pre_code(x)))
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.decoder(z)

@@ -17,13 +17,22 @@ import torch
 from torch import nn
 
 
+# How a linear layer's weights are drawn. "torch": as ``nn.Linear`` is, W and b ~ U(−1/√in, 1/√in), a weight
+# variance of 1/(3 in) that shrinks a ReLU network's activations layer by layer. "he": W ~ N(0, 2/in), b = 0
+# (He et al. 2015), which keeps their scale through ReLU layers.
+INITS = ("torch", "he")
+
+
 class StackedLinear(nn.Module):
-    """S independent affine maps ``h @ W_s + b_s``; weight ``[S, in, out]``, bias ``[S, out]``.
+    """S independent affine maps ``h @ W_s + b_s``; weight ``[S, in, out]``, bias ``[S, out]``, drawn as
+    ``init`` (:data:`INITS`) says."""
 
-    Initialised as ``nn.Linear`` is: W and b ~ U(−1/√in, 1/√in)."""
-
-    def __init__(self, fan_in: int, fan_out: int, stack: int = 1):
+    def __init__(self, fan_in: int, fan_out: int, stack: int = 1, init: str = "torch"):
         super().__init__()
+        if init == "he":
+            self.weight = nn.Parameter(torch.empty(stack, fan_in, fan_out).normal_(0.0, math.sqrt(2 / fan_in)))
+            self.bias = nn.Parameter(torch.zeros(stack, fan_out))
+            return
         bound = 1 / math.sqrt(fan_in)
         self.weight = nn.Parameter(torch.empty(stack, fan_in, fan_out).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(stack, fan_out).uniform_(-bound, bound))
@@ -64,11 +73,12 @@ class StackedBatchNorm(nn.Module):
         return (h - mean) * torch.rsqrt(var + self.eps) * self._shaped(self.weight, h) + self._shaped(self.bias, h)
 
 
-def mlp(sizes: list[int], stack: int = 1) -> nn.Sequential:
-    """Linear layers of the given sizes with ReLU between them (none after the last), ``stack`` seeds wide."""
+def mlp(sizes: list[int], stack: int = 1, init: str = "torch") -> nn.Sequential:
+    """Linear layers of the given sizes with ReLU between them (none after the last), ``stack`` seeds wide,
+    drawn as ``init`` (:data:`INITS`) says."""
     layers: list[nn.Module] = []
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         if i:
             layers.append(nn.ReLU())
-        layers.append(StackedLinear(fan_in, fan_out, stack))
+        layers.append(StackedLinear(fan_in, fan_out, stack, init))
     return nn.Sequential(*layers)

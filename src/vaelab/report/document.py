@@ -81,7 +81,7 @@ def read_inputs(params: Params, root: Path) -> Inputs:
     verdicts = claims.judge_all(params.claims, evals)
     forks = [{role: claims.alternatives(spec, evals, role) for role in ("model", "baseline")} for spec in params.claims]
     judge = at.judge_metrics
-    post = {params.report.post_ae: params.report.working_ae} if params.report.post_ae in params.models else {}
+    post = {m: text for m, text in params.report.post_ae.items() if m in params.models}
     inference = read_json(at.inference_metrics) if params.inference.models else {}
     fixed = tuple(n for n in names if models.fixed_scale(models.spec_of(params, n)))
     quadrants = read_json(at.quadrants_metrics) if params.quadrants else {}
@@ -90,7 +90,8 @@ def read_inputs(params: Params, root: Path) -> Inputs:
     return Inputs(names, seeds, figures, train, evals, verdicts, image_sets, forks,
                   read_json(judge).get("test_accuracy") if judge.exists() else None, post, inference,
                   "study/sigma.png" if sigma_histories(params, root) else None, fixed, quadrants, baselines,
-                  read_json(at.references_metrics))
+                  read_json(at.references_metrics),
+                  read_json(at.collapse_metrics) if set(params.collapse.models) & set(params.models) else {})
 
 
 PLOTTED = ("test_loss", "test_mse")  # the history columns `dvc plots` draws (every model's history has them)

@@ -1,55 +1,80 @@
-"""The tuning report of a finished sweep (reports/tuning.md), read from the experiments of `dvc exp show --json`.
-
-"The VAE needed less tuning", the post says. The sweep trains every model over a grid of learning rates and batch
-sizes through DVC's queue; for each model this reports the fraction of settings whose test reconstruction error
-(summed squared error of the decoded posterior mean, `test.mse` of metrics/train/<model>.json) is within a stated
-margin of that model's best setting. README "Sweeps" gives the sweep that feeds it.
-"""
+"""The report of a finished sweep (reports/<sweep>.md), from the document :func:`vaelab.studies.tuning.study` builds
+out of ``dvc exp show --json``: every setting's per-seed outcome, which settings work for each model, the shares of
+working settings with their intervals, and the verdict of each VAE-vs-AE comparison. Every number is read from the
+document, which is written beside it (reports/<sweep>.json)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from vaelab.core.config import TuningConfig
 from vaelab.core.errors import ReportError
-from vaelab.studies.claims import TUNING_RULE, tuning_fraction
-from vaelab.studies.sweeps import tuning_from_exp_show
+from vaelab.studies.tuning import rule_text
 
-MARGIN = 0.10
-FLAT = 1.01  # max/min error across the sweep below this: the model did not respond to any setting
-SWEEP = """for lr in 0.0001 0.0003 0.001 0.003; do for bs in 64 256; do
-  dvc exp run --queue -S train.lr=$lr -S train.batch_size=$bs -S 'seeds=[42]' -S train.epochs=5 \\
-      train@ae train@ae_post train@vae_mse train@vae_bce
-done; done
-dvc queue start -j 2      # wait until `dvc queue status` shows none running
-PYTHONPATH=src python stages/tuning.py"""
+HOW = """PYTHONPATH=src python stages/sweep.py {name}     # queue one experiment per point of params.yaml sweeps.{name}
+dvc queue start -j 1                            # wait until `dvc queue status` shows none queued or running
+PYTHONPATH=src python stages/tuning.py {name}    # this file and reports/{name}.json"""
 
 
-def report(data: list[dict], models: list[str], margin: float) -> str:
-    """The tuning report's Markdown: every setting's error per model, and the share of good settings."""
-    settings = tuning_from_exp_show(data, models)
-    if not settings:
-        raise ReportError("no finished experiment with metrics/train/<model>.json test.mse: run the sweep first")
-    models = [m for m in models if all(m in s.errors for s in settings)]
-    lines = ["# Tuning: how many settings are close to each model's best?", "",
-             f"Test reconstruction error (summed squared error per image of the decoded posterior mean, mean over "
-             f"the sweep's seeds) for every setting of the sweep. A setting counts as **good** when its error is "
-             f"within {margin:.0%} of that model's best setting.", "",
-             "| lr | batch | " + " | ".join(models) + " | experiment |", "|---:|---:|" + "---:|" * len(models) + "---|"]
-    for s in settings:
-        lines.append(f"| {s.lr:g} | {s.batch_size} | " + " | ".join(f"{s.errors[m]:.2f}" for m in models) + f" | {s.exp} |")
-    fractions = {m: tuning_fraction([s.errors[m] for s in settings], margin) for m in models}
-    lines += ["", "| model | best error | good settings |", "|---|---:|---:|"]
-    for m in models:
-        best = min(s.errors[m] for s in settings)
-        good = round(fractions[m] * len(settings))
-        lines.append(f"| {m} | {best:.2f} | {good}/{len(settings)} ({fractions[m]:.0%}) |")
-    flat = [m for m in models if max(s.errors[m] for s in settings) < FLAT * min(s.errors[m] for s in settings)]
-    if flat:
-        lines += ["", f"Read the fractions with the best errors: {', '.join(flat)} moved by less than "
-                  f"{FLAT - 1:.0%} across all settings, so every setting is \"good\" for it. Insensitive is not "
-                  "easy to tune: an error that does not move with lr or batch size means training did not "
-                  "take hold at any of them (the report's \"What it took to reproduce the post\" shows the plain "
-                  "AE's collapse)."]
-    lines += ["", f"Rule: {TUNING_RULE}", "",
-              "No verdict: the sweep trains one seed per setting, and a verdict needs a rule over seeds. The "
-              "report's spread across seeds (\"Did the VAE need less tuning?\") is the over-seeds half of this "
-              "claim.", "", "## How this was produced", "", "```bash", SWEEP, "```"]
-    return "\n".join(lines) + "\n"
+def _fmt(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _seed_cell(seed: dict[str, Any], dead: bool) -> str:
+    sat = "" if seed["saturated"] is None else f", sat {seed['saturated']:.2f}"
+    return f"{seed['mse']:.1f} / {seed['knn']:.3f}{sat}" + (" **collapsed**" if dead else "")
+
+
+def best_working(doc: dict, model: str) -> dict | None:
+    """The setting of ``model`` that works by test error with the lowest mean test error (None if none works)."""
+    rows = [s for s in doc["models"][model]["settings"] if s["works"]["error"]]
+    mean = lambda s: sum(v["mse"] for v in s["seeds"].values()) / len(s["seeds"])  # noqa: E731
+    return min(rows, key=mean) if rows else None
+
+
+def report(doc: dict, name: str) -> str:
+    """The sweep's Markdown."""
+    if not doc["models"]:
+        raise ReportError(f"no finished experiment named {name}-* with metrics/train and metrics/eval of the sweep's "
+                          "models: queue and run the sweep first")
+    lines = [f"# Sweep `{name}`", "",
+             "Written by `stages/tuning.py` from DVC's experiments; every number is in "
+             f"`reports/{name}.json`. Each cell: test squared error per image (summed over pixels, grey test images "
+             "in [0, 1], all 10,000) / 10-NN digit accuracy of the test codes (fitted on the training codes), and "
+             "for bounded codes the share of saturated codes, one cell per seed.", ""]
+    span = doc.get("finished")
+    if span and span["experiments"] > 1:
+        lines += [f"Cost: {span['experiments']} experiments finished over {span['minutes']:.0f} min of wall time on "
+                  f"the machine that ran them, about {span['minutes'] / (span['experiments'] - 1):.1f} min each "
+                  "(from the first experiment's end to the last's, `dvc queue start -j 1`).", ""]
+    lines += ["## Rule (fixed in params.yaml `tuning` before the sweep ran)", "",
+              rule_text_of(doc), ""]
+    for model, entry in doc["models"].items():
+        lines += [f"## {model}", "", "| setting | " + " | ".join(next(iter(entry["settings"]))["seeds"]) +
+                  " | works (error) | works (latent) | experiment |", "|---|" + "---|" * (len(
+                      next(iter(entry["settings"]))["seeds"]) + 3)]
+        for s in entry["settings"]:
+            cells = [_seed_cell(v, s["collapsed"][k]) for k, v in s["seeds"].items()]
+            lines.append(f"| {s['key']} | " + " | ".join(cells) +
+                         f" | {'yes' if s['works']['error'] else 'no'} | {'yes' if s['works']['latent'] else 'no'} "
+                         f"| {s['exp']} |")
+        best = best_working(doc, model)
+        lines += ["", f"Working by test error: {entry['share_error']:.0%} of the settings (interval over seeds "
+                  f"{entry['share_error_interval'][0]:.0%}–{entry['share_error_interval'][1]:.0%}); by the latent: "
+                  f"{entry['share_latent']:.0%} ({entry['share_latent_interval'][0]:.0%}–"
+                  f"{entry['share_latent_interval'][1]:.0%}). "
+                  + (f"Best working setting: {best['key']}." if best else "**No setting works.**"), ""]
+    if doc["comparisons"]:
+        lines += ["## Did the VAE need less tuning?", "",
+                  "| VAE | AE | judged by | share difference (VAE − AE) | interval | verdict |",
+                  "|---|---|---|---:|---|---|"]
+        for c in doc["comparisons"]:
+            lines.append(f"| {c['vae']} | {c['ae']} | {'test error' if c['by'] == 'error' else 'latent (kNN)'} | "
+                         f"{c['difference']:+.2f} | [{c['low']:+.2f}, {c['high']:+.2f}] | **{c['verdict']}** |")
+        lines.append("")
+    lines += ["## How this was produced", "", "```bash", HOW.format(name=name), "```", ""]
+    return "\n".join(lines)
+
+
+def rule_text_of(doc: dict) -> str:
+    return rule_text(TuningConfig(**doc["rule"]), len(doc["comparisons"]) // 2)

@@ -20,7 +20,7 @@ from vaelab.data.image_sets import image_sets_for
 from vaelab.data.mnist import load_binarized_test, load_split
 from vaelab.measures import judge as judges
 from vaelab.measures.references import References
-from vaelab.studies.scorecard import mean_over_seeds, score, test_sets
+from vaelab.studies.scorecard import check_groups, mean_over_seeds, score, test_sets
 
 log = logging.getLogger("vaelab.evaluate")
 # The importance-weighted bounds dominate: K decoder passes (1.1 MFLOP each) per scored test image.
@@ -28,8 +28,9 @@ DECODER_GFLOP = 1.1e-3
 
 
 def check(params: Params, name: str) -> None:
-    """A clear ConfigError before any work: an unknown model, or a count of test images the test set lacks."""
+    """A clear ConfigError before any work: an unknown model or metric group, or a count of test images the test set lacks."""
     models.spec_of(params, name)
+    check_groups(params.evaluate)
     n_test = params.data.test_size or MNIST_TEST_SIZE
     for key in ("likelihood_images", "sample_images", "silhouette_size", "style_images"):
         value = getattr(params.evaluate, key)

@@ -54,6 +54,7 @@ from typing import Callable
 import torch
 
 from vaelab.core.config import EvaluateConfig
+from vaelab.core.errors import ConfigError
 from vaelab.data import image_sets
 from vaelab.data.image_sets import image_sets_for
 from vaelab.data.mnist import INPUT_DIM, NUM_CLASSES, Split, batches
@@ -343,10 +344,21 @@ MEASURES: tuple[Measure, ...] = (
 )
 
 
+GROUPS = tuple(dict.fromkeys(m.group for m in MEASURES))
+
+
+def check_groups(cfg: EvaluateConfig) -> None:
+    """A clear ConfigError for a name in `evaluate.groups` that no measure has."""
+    unknown = [g for g in cfg.groups or [] if g not in GROUPS]
+    if unknown:
+        raise ConfigError(f"params.yaml: evaluate.groups names {', '.join(map(repr, unknown))}: expected some of "
+                          f"{', '.join(GROUPS)} (or null for all)")
+
+
 @torch.no_grad()
 def score(model: LatentModel, judge: torch.nn.Module, train: Split, tests: TestSets, refs: References,
           cfg: EvaluateConfig, seed: int, seconds: dict[str, float] | None = None) -> dict:
-    """Every measure of :data:`MEASURES` that applies to ``model``, on the test split (kNN fitted on the training
+    """Every measure of :data:`MEASURES` that applies to ``model`` (of the groups ``cfg.groups`` names), on the test split (kNN fitted on the training
     split's codes). ``seconds``, if given, receives each group's wall time (the codes under ``codes``): what
     ``make bench`` prints as the evaluation's parts."""
     seconds = {} if seconds is None else seconds
@@ -355,7 +367,8 @@ def score(model: LatentModel, judge: torch.nn.Module, train: Split, tests: TestS
     seconds["codes"] = time.perf_counter() - start
     for m in MEASURES:
         start = time.perf_counter()
-        if m.needs.met_by(model) and (numbers := m.run(context)) is not None:
+        wanted = cfg.groups is None or m.group in cfg.groups
+        if wanted and m.needs.met_by(model) and (numbers := m.run(context)) is not None:
             out.setdefault(m.group, {}).update(numbers)
             seconds[m.group] = seconds.get(m.group, 0.0) + time.perf_counter() - start
     return out

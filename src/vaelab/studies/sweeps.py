@@ -19,6 +19,7 @@ are in different units, so the figure has one panel per model.
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,7 @@ class Point:
         return self.rate_nats / NATS_PER_BIT
 
 
-def _rows(exp_show: list[dict]) -> tuple[dict, list[tuple[str, dict]]]:
+def exp_rows(exp_show: list[dict]) -> tuple[dict, list[tuple[str, dict]]]:
     """The baseline commit's data and the (name, data) of its successful experiments."""
     commits = [b for b in exp_show if b.get("rev") != "workspace" and b.get("data")]
     if not commits:
@@ -59,7 +60,21 @@ def _rows(exp_show: list[dict]) -> tuple[dict, list[tuple[str, dict]]]:
     return base["data"], rows
 
 
-def _params(data: dict) -> dict[str, Any]:
+def finished_span(exp_show: list[dict], prefix: str) -> dict[str, Any] | None:
+    """How many experiments named ``prefix``* finished, and the minutes from the first one's end to the last's
+    (their commits' timestamps): the sweep's cost as the queue ran it."""
+    stamps = []
+    for b in exp_show:
+        for exp in b.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                if (rev.get("name") or "").startswith(prefix) and rev.get("data", {}).get("timestamp"):
+                    stamps.append(datetime.fromisoformat(rev["data"]["timestamp"]))
+    if not stamps:
+        return None
+    return {"experiments": len(stamps), "minutes": (max(stamps) - min(stamps)).total_seconds() / 60}
+
+
+def exp_params(data: dict) -> dict[str, Any]:
     return flatten(((data.get("params") or {}).get("params.yaml") or {}).get("data") or {})
 
 
@@ -78,11 +93,11 @@ def points_from_exp_show(exp_show: list[dict], models: tuple[str, ...] = ("vae_b
     A row counts for ``model`` only if every param outside ``models.<model>.{beta,latent_dim}`` and
     outside the other models' entries equals the baseline's (same data, epochs, seed, architecture).
     """
-    base_data, rows = _rows(exp_show)
-    base = _params(base_data)
+    base_data, rows = exp_rows(exp_show)
+    base = exp_params(base_data)
     points: dict[tuple, Point] = {}
     for name, data in rows:
-        params = _params(data)
+        params = exp_params(data)
         for model in models:
             own = f"models.{model}."
             swept = {own + key for key in SWEPT}
@@ -131,10 +146,10 @@ def _test_mse(data: dict, model: str) -> float | None:
 
 def tuning_from_exp_show(exp_show: list[dict], models: list[str]) -> list[Setting]:
     """One setting per distinct (lr, batch size) among the experiments (baseline excluded), each model's error."""
-    _, rows = _rows(exp_show)
+    _, rows = exp_rows(exp_show)
     found: dict[tuple[float, int], Setting] = {}
     for name, data in rows[1:]:
-        params = _params(data)
+        params = exp_params(data)
         key = (float(params["train.lr"]), int(params["train.batch_size"]))
         errors = {m: e for m in models if (e := _test_mse(data, m)) is not None}
         if errors and key not in found:

@@ -41,7 +41,7 @@ from torch import nn
 from vaelab.core.checkpoints import save_bytes
 from vaelab.core.errors import NonFiniteLossError
 from vaelab.core.streams import Source, Streams
-from vaelab.training.optim import make_adam
+from vaelab.training.optim import make_optimizer
 
 log = logging.getLogger(__name__)
 TERMS = ("loss", "recon", "kl")  # the registered models' loss terms (a history's columns)
@@ -49,6 +49,9 @@ View = Callable[[torch.Tensor, Source], torch.Tensor]
 
 
 class Schedule(Protocol):
+    """How a network is trained; a schedule may also name its ``optimizer`` (:data:`vaelab.training.optim.OPTIMIZERS`,
+    default Adam: the judge's and the quadrant networks' schedules do not name one)."""
+
     epochs: int
     batch_size: int
     lr: float
@@ -170,7 +173,7 @@ def fit_stacked(
     extra: dict | None = None,
     on_epoch: Callable[[list[Epoch]], None] | None = None,
 ) -> list[list[Epoch]]:
-    """Train ``net`` (S = len(seeds) seeds side by side) for ``cfg.epochs`` epochs of Adam on ``train``, a
+    """Train ``net`` (S = len(seeds) seeds side by side) for ``cfg.epochs`` epochs of Adam (or ``cfg.optimizer``) on ``train``, a
     tuple of tensors with one row per example (images first); return each seed's history.
 
     ``test`` (same layout) is scored at the end of each epoch; ``view`` shows images in the model's data space
@@ -197,7 +200,7 @@ def fit_stacked(
         expand = (lambda t: t.expand(s, *t.shape)) if stacked else (lambda t: t)
         scored = (view(expand(x), Streams(seeds, device)), *(expand(t) for t in rest))
     trained = params if params is not None else [p for p in net.parameters() if p.requires_grad]
-    opt = make_adam(trained, cfg.lr)
+    opt = make_optimizer(getattr(cfg, "optimizer", "adam"), trained, cfg.lr)
     history: list[list[Epoch]] = [[] for _ in seeds]
     if resume is not None:
         net.load_state_dict(resume["model"])

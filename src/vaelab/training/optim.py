@@ -1,4 +1,5 @@
-"""The project's one optimizer: fused Adam that runs without importing ``torch._dynamo``.
+"""The project's optimizers: fused Adam that runs without importing ``torch._dynamo`` (every default), and SGD
+with momentum (`train.optimizer: sgd`, one of the settings the post leaves open: the post's-AE search sweeps it).
 
 In torch 2.14 every public method of ``torch.optim.Optimizer`` imports ``torch._dynamo`` on its first call,
 which costs 1.5–2 s of start-up on this machine and does nothing for eager training:
@@ -58,3 +59,21 @@ def make_adam(params: Iterable[torch.Tensor] | Iterable[dict[str, Any]], lr: flo
     """Fused Adam with learning rate ``lr``: the updates and state dict of ``torch.optim.Adam(params, lr=lr,
     fused=True)``, without importing ``torch._dynamo`` (1.5–2 s of every stage's start-up)."""
     return _EagerAdam(params, lr=lr, fused=True)
+
+
+SGD_MOMENTUM = 0.9  # the usual heavy-ball momentum (Sutskever et al. 2013)
+
+
+def make_sgd(params: Iterable[torch.Tensor] | Iterable[dict[str, Any]], lr: float) -> torch.optim.Optimizer:
+    """SGD with momentum 0.9 (torch's own; its first call imports ``torch._dynamo``, a second of start-up that only
+    a run choosing SGD pays)."""
+    return torch.optim.SGD(params, lr=lr, momentum=SGD_MOMENTUM)
+
+
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"adam": make_adam, "sgd": make_sgd}
+
+
+def make_optimizer(name: str, params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+                   lr: float) -> torch.optim.Optimizer:
+    """The optimizer ``name`` of :data:`OPTIMIZERS` (params.yaml `train.optimizer`) over ``params``."""
+    return OPTIMIZERS[name](params, lr)

@@ -26,13 +26,14 @@ class Inputs:
     image_sets: dict[str, dict[str, str]]               # model -> JSON group -> the id of its image set
     forks: list[dict[str, dict[str, claims.Verdict]]]   # per claim: role -> other model -> its verdict
     judge_accuracy: float | None = None
-    post_ae: dict[str, str] = field(default_factory=dict)  # "collapsed" model -> the working model it is compared to
+    post_ae: dict[str, str] = field(default_factory=dict)  # model -> what it is, in words ("What it took ...")
     inference: dict[str, dict] = field(default_factory=dict)  # metrics/inference.json
     sigma_figure: str | None = None                           # σ per epoch of the calibrated Gaussians
     fixed_sigma: tuple[str, ...] = ()                         # models whose Gaussian decoder has a fixed σ
     quadrants: dict = field(default_factory=dict)             # metrics/quadrants.json (quadrant completion)
     baselines: dict = field(default_factory=dict)             # metrics/baselines.json: image-set id -> baseline -> numbers
     references: dict = field(default_factory=dict)            # metrics/references.json: the same for every model
+    collapse: dict = field(default_factory=dict)              # metrics/collapse.json: the post's AE's first steps
 
 
 

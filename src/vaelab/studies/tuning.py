@@ -1,0 +1,214 @@
+"""What a queued sweep found, by rules fixed before it ran (params.yaml `tuning`): which seeds collapsed, which
+settings work for each model, the share of working settings with an interval over seeds, and the verdict on "the
+VAE needed less tuning". Pure functions over ``dvc exp show --json`` (stages/tuning.py is the I/O around them).
+
+A **sweep** is the experiments whose names start with one prefix (stages/sweep.py queues them). A **setting** of a
+model is what its experiment changed from the baseline commit in `train` and in that model's own `models:` entry
+(e.g. ``lr``, ``batch_size``, ``hidden``). Every setting trains the same seeds; seed k of every setting and model is
+one resampling unit of the bootstrap: the interval of a share, or of two models' difference, is the exact bootstrap
+over the seeds (every one of the n^n resamples, equally likely, up to 6 seeds), so it shows how much the verdict leans on which
+seeds were drawn. It does not show the uncertainty of having chosen these settings (the grid is fixed).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+from vaelab import models as registry
+from vaelab.core.config import Params, TuningConfig
+from vaelab.measures.capabilities import Needs
+from vaelab.studies.sweeps import exp_params, exp_rows, finished_span
+
+VERDICTS = ("supported", "contradicted", "equivalent", "inconclusive")
+RULE = ("a seed **collapsed** when more than {saturated:.0%} of its test codes are saturated, or its codes' 10-NN digit "
+        "accuracy is at most {knn}, or its test squared error per image is at least {mse} (the mean image's is 52.9). "
+        "A setting **works** for a model when none of its seeds collapsed and its mean test error is at most "
+        "(1 + {margin}) times that of the model's best working setting; it **works by the latent** when none "
+        "collapsed and its mean kNN accuracy is at least the model's best minus {knn_margin}. "
+        "The claim compares two models' shares of working settings: the difference (VAE minus AE) has an exact "
+        "bootstrap interval over seeds at level {family_level:.4f} (95% with Bonferroni over the {comparisons} "
+        "comparisons). **supported**: the interval lies above 0; **contradicted**: below 0; **equivalent**: inside "
+        "±{equivalence}; otherwise **inconclusive**.")
+
+
+@dataclass(frozen=True)
+class Seed:
+    """One seed of one model at one setting: test squared error per image (metrics/train), and from its evaluation
+    the codes' kNN digit accuracy and saturated share (None where the model's code is unbounded)."""
+
+    mse: float
+    knn: float
+    saturated: float | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One model at one setting: the settings it changed from the baseline, and its seeds."""
+
+    model: str
+    setting: dict[str, Any]
+    seeds: dict[str, Seed]
+    exp: str
+
+    @property
+    def key(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.setting.items()) or "baseline"
+
+
+def _seed_values(data: dict, path: str) -> dict[str, dict]:
+    entry = ((data.get("metrics") or {}).get(path) or {}).get("data") or {}
+    return {k: v for k, v in entry.items() if k.startswith("seed") and isinstance(v, dict)}
+
+
+def _seeds(data: dict, model: str) -> dict[str, Seed]:
+    train = _seed_values(data, f"metrics/train/{model}.json")
+    evals = _seed_values(data, f"metrics/eval/{model}.json")
+    out = {}
+    for seed in sorted(train.keys() & evals.keys()):
+        latent = evals[seed].get("latent") or {}
+        if "mse" in (train[seed].get("test") or {}) and "knn_accuracy" in latent:
+            out[seed] = Seed(train[seed]["test"]["mse"], latent["knn_accuracy"], latent.get("saturated_fraction"))
+    return out
+
+
+def outcomes(exp_show: list[dict], prefix: str, models: Sequence[str]) -> list[Outcome]:
+    """Every (model, setting) of the sweep ``prefix`` whose experiment has both metrics files of that model."""
+    base_data, rows = exp_rows(exp_show)
+    base = exp_params(base_data)
+    found: dict[tuple[str, str], Outcome] = {}
+    for name, data in rows[1:]:
+        if not name.startswith(prefix):
+            continue
+        params = exp_params(data)
+        for model in models:
+            own = f"models.{model}."
+            changed = {(k[len(own):] if k.startswith(own) else k.split(".", 1)[1]): v for k, v in sorted(params.items())
+                       if (k.startswith(own) or k.startswith("train.")) and v != base.get(k)}
+            seeds = _seeds(data, model)
+            if seeds:
+                outcome = Outcome(model, changed, seeds, name)
+                found.setdefault((model, outcome.key), outcome)
+    return list(found.values())
+
+
+def collapsed(seed: Seed, rule: TuningConfig) -> bool:
+    return ((seed.saturated is not None and seed.saturated > rule.saturated) or seed.knn <= rule.knn
+            or seed.mse >= rule.mse)
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def works(outs: Sequence[Outcome], rule: TuningConfig, seeds: Sequence[str] | None = None) -> dict[str, dict[str, bool]]:
+    """For one model's outcomes: per setting key, ``{"error": works by test error, "latent": works by the latent}``,
+    over ``seeds`` (a resample; default every seed)."""
+    stats = {}
+    for o in outs:
+        picked = [o.seeds[s] for s in (seeds if seeds is not None else list(o.seeds))]
+        stats[o.key] = (any(collapsed(s, rule) for s in picked), _mean([s.mse for s in picked]),
+                        _mean([s.knn for s in picked]))
+    alive = [v for v in stats.values() if not v[0]]
+    best_mse = min((v[1] for v in alive), default=math.inf)
+    best_knn = max((v[2] for v in alive), default=-math.inf)
+    return {k: {"error": not dead and mse <= (1 + rule.margin) * best_mse,
+                "latent": not dead and knn >= best_knn - rule.knn_margin} for k, (dead, mse, knn) in stats.items()}
+
+
+def share(outs: Sequence[Outcome], rule: TuningConfig, by: str, seeds: Sequence[str] | None = None) -> float:
+    judged = works(outs, rule, seeds)
+    return _mean([float(v[by]) for v in judged.values()])
+
+
+def common_seeds(outs: Sequence[Outcome]) -> list[str]:
+    """The seeds every outcome has (the resampling units)."""
+    seeds = set.intersection(*(set(o.seeds) for o in outs))
+    return sorted(seeds)
+
+
+EXACT_UP_TO = 6  # seeds: up to 6^6 = 46,656 resamples are enumerated; beyond, a seeded random draw of them
+
+
+def resamples(seeds: Sequence[str], draws: int = 2000) -> list[tuple[str, ...]]:
+    """Every ordered resample with replacement of ``seeds`` (n^n of them, each as likely: the exact bootstrap);
+    beyond :data:`EXACT_UP_TO` seeds, ``draws`` of them drawn by a fixed seed (the same every run)."""
+    if len(seeds) <= EXACT_UP_TO:
+        return list(itertools.product(seeds, repeat=len(seeds)))
+    rng = random.Random(0)
+    return [tuple(rng.choice(seeds) for _ in seeds) for _ in range(draws)]
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """The inverted-CDF quantile (the smallest value whose empirical CDF reaches q), as numpy's ``inverted_cdf``."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered) - 1e-12) - 1)]
+
+
+def verdict(low: float, high: float, equivalence: float) -> str:
+    if low > 0:
+        return "supported"
+    if high < 0:
+        return "contradicted"
+    if -equivalence <= low and high <= equivalence:
+        return "equivalent"
+    return "inconclusive"
+
+
+def compare(by_model: dict[str, list[Outcome]], vae: str, ae: str, rule: TuningConfig, by: str,
+            level: float) -> dict[str, Any]:
+    """VAE minus AE share of working settings: the estimate, its exact bootstrap interval over the seeds both
+    have, and the verdict."""
+    seeds = common_seeds(by_model[vae] + by_model[ae])
+    diffs = [share(by_model[vae], rule, by, r) - share(by_model[ae], rule, by, r) for r in resamples(seeds, rule.resamples)]
+    alpha = 1 - level
+    low, high = quantile(diffs, alpha / 2), quantile(diffs, 1 - alpha / 2)
+    estimate = share(by_model[vae], rule, by) - share(by_model[ae], rule, by)
+    return {"vae": vae, "ae": ae, "by": by, "difference": estimate, "low": low, "high": high,
+            "verdict": verdict(low, high, rule.equivalence)}
+
+
+def share_interval(outs: Sequence[Outcome], rule: TuningConfig, by: str, level: float) -> tuple[float, float]:
+    values = [share(outs, rule, by, r) for r in resamples(common_seeds(outs), rule.resamples)]
+    return quantile(values, (1 - level) / 2), quantile(values, 1 - (1 - level) / 2)
+
+
+def study(outs: list[Outcome], vaes: Sequence[str], aes: Sequence[str], rule: TuningConfig) -> dict[str, Any]:
+    """The sweep's document (reports/tuning.json): the rule, every per-seed outcome, each model's shares with
+    intervals, and the verdict of every VAE-vs-AE comparison, by test error and by the latent."""
+    by_model = {m: [o for o in outs if o.model == m] for m in [*vaes, *aes]}
+    by_model = {m: o for m, o in by_model.items() if o}
+    pairs = [(v, a) for v in vaes for a in aes if v in by_model and a in by_model]
+    level = 1 - (1 - rule.level) / max(1, len(pairs))
+    models = {}
+    for m, o in by_model.items():
+        judged = works(o, rule)
+        models[m] = {"settings": [{"setting": x.setting, "key": x.key, "exp": x.exp, "works": judged[x.key],
+                                   "collapsed": {s: collapsed(v, rule) for s, v in x.seeds.items()},
+                                   "seeds": {s: asdict(v) for s, v in x.seeds.items()}} for x in o],
+                     **{f"share_{by}": share(o, rule, by) for by in ("error", "latent")},
+                     **{f"share_{by}_interval": share_interval(o, rule, by, rule.level) for by in ("error", "latent")}}
+    return {"rule": asdict(rule), "family_level": level,
+            "models": models,
+            "comparisons": [compare(by_model, v, a, rule, by, level) for v, a in pairs for by in ("error", "latent")]}
+
+
+def rule_text(rule: TuningConfig, comparisons: int) -> str:
+    level = 1 - (1 - rule.level) / max(1, comparisons)
+    return RULE.format(**{k: getattr(rule, k) for k in ("saturated", "knn", "mse", "margin", "knn_margin",
+                                                         "equivalence")}, family_level=level, comparisons=comparisons)
+
+
+
+VAE = Needs(prior=True)  # a sweep's models with a prior are its VAEs, the others its AEs
+
+
+def collect(params: Params, name: str, models: Sequence[str], exp_show: list[dict]) -> dict[str, Any]:
+    """The document of sweep ``name`` (its experiments are named ``<name>-*``) over ``models``, by params.yaml
+    `tuning`, with the span of wall time its experiments finished over."""
+    vaes = [m for m in models if VAE.met_by(registry.REGISTRY[registry.spec_of(params, m).kind])]
+    doc = study(outcomes(exp_show, f"{name}-", models), vaes, [m for m in models if m not in vaes], params.tuning)
+    return {**doc, "finished": finished_span(exp_show, f"{name}-")}

@@ -1,0 +1,35 @@
+"""Queue a sweep of params.yaml `sweeps` (:mod:`vaelab.pipeline.sweeps`) in DVC's experiment queue: one
+``dvc exp run --queue`` per point of its grid. Not a DVC stage. Then ``dvc queue start -j 1``, and once
+``dvc queue status`` shows none queued or running, ``python stages/tuning.py <sweep>`` writes its report."""
+
+import subprocess
+
+import click
+import yaml
+
+from vaelab.pipeline.stage import run_stage
+from vaelab.pipeline.sweeps import queue_commands, sweep_of
+
+
+def queue(name: str, params_path: str, dry_run: bool) -> None:
+    with open(params_path) as f:
+        raw = yaml.safe_load(f)
+    commands = queue_commands(sweep_of(raw.get("sweeps") or {}, name, raw.get("models") or {}))
+    for cmd in commands:
+        click.echo(" ".join(cmd))
+        if not dry_run:
+            subprocess.run(cmd, check=True)
+    click.echo(f"{len(commands)} experiments {'listed' if dry_run else 'queued'}")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--params", "params_path", default="params.yaml", show_default=True, help="Params file.")
+@click.option("--dry-run", is_flag=True, help="Print the commands, queue nothing.")
+def main(name: str, params_path: str, dry_run: bool) -> None:
+    """Queue every point of sweep NAME (a key of params.yaml `sweeps`)."""
+    run_stage(f"sweep {name}", lambda: queue(name, params_path, dry_run))
+
+
+if __name__ == "__main__":
+    main()
