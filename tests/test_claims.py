@@ -11,7 +11,7 @@ from scipy import stats as sps
 
 from vaelab.core.errors import ReportError
 from vaelab.studies import claims
-from vaelab.studies.claims import ClaimSpec, alternatives, claims_table, judge, judge_all, seed_spread, tuning_fraction
+from vaelab.studies.claims import ClaimSpec, alternatives, claims_table, judge, judge_all, seed_spread
 
 KNN = ClaimSpec("The VAE's latent space is better ordered than the AE's", "latent.knn_accuracy", "higher",
                 "vae_bce", "ae", margin=0.01)
@@ -195,20 +195,6 @@ def test_claims_table_is_strict_json_with_every_field() -> None:
     assert set(rows[0]) >= {"claim", "metric", "why", "better", "model", "baseline", "margin", "seeds", "p_value",
                             "p_holm", "tost_p", "tost_p_holm", "level", "ci_low", "ci_high", "verdict"}
     assert all(v in claims.RULE for v in claims.VERDICTS) and "fewer than 2 shared seeds" in claims.RULE
-
-
-def test_tuning_fraction_by_hand() -> None:
-    # best 10.0, bound 10 · 1.1 = 11.0: settings at 10.0, 10.5 and 11.0 count, 11.5 and 20.0 do not.
-    errors = {(1e-3, 128): 10.0, (3e-4, 128): 10.5, (1e-4, 64): 11.0, (3e-3, 256): 11.5, (1e-2, 32): 20.0}
-    assert tuning_fraction(errors, 0.10) == pytest.approx(3 / 5)
-    assert tuning_fraction(list(errors.values()), 0.0) == pytest.approx(1 / 5)
-    assert tuning_fraction(errors, 1.0) == 1.0
-    with pytest.raises(ValueError, match="margin = -0.1"):
-        tuning_fraction(errors, -0.1)
-    with pytest.raises(ValueError, match="no settings"):
-        tuning_fraction({}, 0.1)
-    with pytest.raises(ValueError, match="error -1.0"):
-        tuning_fraction([3.0, -1.0], 0.1)
 
 
 def test_seed_spread_is_the_coefficient_of_variation() -> None:

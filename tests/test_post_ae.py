@@ -57,3 +57,14 @@ def test_torch_init_collapses_and_he_init_does_not(images: torch.Tensor) -> None
     # He's init: the codes start apart and stay on the sigmoid's slope.
     assert he["spread_first"] > 5 * as_written["spread_first"]
     assert he["spread_last"] > 0.05 and he["grad_last"] > 1e-2 * he["grad_peak"]
+
+
+def test_the_reports_mechanism_states_the_measured_numbers() -> None:
+    from vaelab.report.sections.post_ae import mechanism
+
+    collapsed = {"steps": 60, "half_in_tail_at": 11, "pre_abs_first": 0.04, "pre_abs_last": 69.1, "tail_share_last": 1.0,
+                 "spread_first": 0.0020, "spread_last": 0.0, "grad_peak": 3.65, "grad_last": 0.0}
+    text = mechanism("ae_post", {"summary": collapsed})
+    assert "collapses" in text and "by step 11" in text and "100%" in text and "0.0020" in text and "3.65" in text
+    kept = {**collapsed, "half_in_tail_at": None, "tail_share_last": 0.46, "spread_last": 0.14, "grad_last": 1.18}
+    assert "does not collapse" in mechanism("ae_post", {"summary": kept})

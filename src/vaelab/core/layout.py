@@ -125,6 +125,10 @@ class Layout:
     def report_md(self) -> Path:
         return self.root / "reports" / "report.md"
 
+    def sweep_report(self, name: str) -> Path:
+        """The document of sweep ``name`` (stages/tuning.py writes it from DVC's queue; committed to git)."""
+        return self.root / "reports" / f"{name}.json"
+
     @property
     def report_html(self) -> Path:
         return self.root / "reports" / "report.html"

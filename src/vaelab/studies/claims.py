@@ -4,8 +4,8 @@ A claim (:class:`vaelab.core.config.ClaimSpec`, one entry of params.yaml ``claim
 another on one metric, and states the margin below which a difference does not matter in practice. The
 evidence is the per-seed difference on the seeds both models have, oriented so that a positive value favours
 the claim; the claims of params.yaml are one family of tests, Holm-corrected, and each gets one of four
-verdicts, so that "no difference" can be a finding (:data:`RULE`). The "needed less tuning" claim is about a hyperparameter sweep, not seeds:
-:func:`tuning_fraction` and :func:`seed_spread` give its numbers, by the rule :data:`TUNING_RULE`.
+verdicts, so that "no difference" can be a finding (:data:`RULE`). The "needed less tuning" claim is about a
+hyperparameter sweep (:mod:`vaelab.studies.tuning`); :func:`seed_spread` gives the report's spread across seeds.
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Hashable
+from typing import Any
 
 from vaelab.core import stats
 from vaelab.core.config import ClaimSpec, flatten
 from vaelab.core.errors import ReportError
 from vaelab.core.stats import Interval
 
-__all__ = ["ClaimSpec", "Verdict", "VERDICTS", "ALPHA", "RULE", "TUNING_RULE", "judge", "judge_all", "alternatives",
-           "claims_table", "tuning_fraction", "seed_spread"]
+__all__ = ["ClaimSpec", "Verdict", "VERDICTS", "ALPHA", "RULE", "judge", "judge_all", "alternatives",
+           "claims_table", "seed_spread"]
 
 VERDICTS = ("supported", "contradicted", "equivalent", "inconclusive")
 ALPHA = 1 - stats.LEVEL        # 0.05: the family-wise error rate of the claims' tests
@@ -40,12 +40,6 @@ RULE = ("each seed both models have gives one difference, model minus comparator
         "practical equivalence both reject at 0.05 after the same Holm correction: the difference is shown to be "
         "smaller than the margin. **inconclusive**: neither, or fewer than 2 shared seeds. The verdicts against "
         "the other models (forking paths) use the same rule at 95% without correction and are not in the family.")
-TUNING_RULE = ("a setting of the sweep counts as good for a model if its test reconstruction error is at most "
-               "(1 + margin) times that model's best error over the sweep; the claim compares the fraction of good "
-               "settings (more = less tuning needed). Spread across seeds: the coefficient of variation, sample "
-               "standard deviation over |mean|, of one setting's per-seed errors.")
-
-
 @dataclass(frozen=True)
 class Verdict:
     """One claim judged: the per-seed differences (positive = the claim holds), the tests, interval and verdict."""
@@ -230,22 +224,6 @@ def claims_table(verdicts: Sequence[Verdict], forks: Sequence[Mapping[str, Mappi
                                    for role, alts in forks[i].items()}
         rows.append(row)
     return rows
-
-
-def tuning_fraction(errors: Mapping[Hashable, float] | Sequence[float], margin: float) -> float:
-    """Fraction of a sweep's settings whose test reconstruction error is within ``margin`` (relative) of the
-    model's best setting: error <= best · (1 + margin). ``errors`` maps setting -> error (or lists the errors)."""
-    values = list(errors.values()) if isinstance(errors, Mapping) else list(errors)
-    if not values:
-        raise ValueError("tuning_fraction: no settings (expected one error per setting of the sweep)")
-    if isinstance(margin, bool) or not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin >= 0):
-        raise ValueError(f"tuning_fraction: margin = {margin!r}: expected a finite number >= 0, e.g. 0.1 for 10%")
-    for v in values:
-        # A relative margin only makes sense for errors >= 0: best · (1 + margin) must be a looser bound.
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v >= 0):
-            raise ValueError(f"tuning_fraction: error {v!r}: expected a finite number >= 0")
-    bound = min(values) * (1 + margin)
-    return sum(v <= bound for v in values) / len(values)
 
 
 def seed_spread(values: Sequence[float]) -> float:

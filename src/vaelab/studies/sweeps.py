@@ -6,9 +6,7 @@ Rate–distortion: a VAE's test KL is its rate, its reconstruction error its dis
 one-factor sweep around the baseline commit; :func:`table_markdown` renders them (the figure is
 :func:`vaelab.viz.charts.rd_figure`).
 
-Tuning: :func:`tuning_from_exp_show` reads a grid of learning rates and batch sizes, and
-:func:`vaelab.studies.claims.tuning_fraction` says how many settings land within a margin of each model's best test
-reconstruction error.
+Tuning: :mod:`vaelab.studies.tuning` reads a sweep's experiments through :func:`exp_rows` and :func:`exp_params`.
 
 Distortion is the model's own test reconstruction term (``test.recon`` of ``metrics/train/<m>.json``,
 averaged over seeds):
@@ -63,12 +61,9 @@ def exp_rows(exp_show: list[dict]) -> tuple[dict, list[tuple[str, dict]]]:
 def finished_span(exp_show: list[dict], prefix: str) -> dict[str, Any] | None:
     """How many experiments named ``prefix``* finished, and the minutes from the first one's end to the last's
     (their commits' timestamps): the sweep's cost as the queue ran it."""
-    stamps = []
-    for b in exp_show:
-        for exp in b.get("experiments") or []:
-            for rev in exp.get("revs") or []:
-                if (rev.get("name") or "").startswith(prefix) and rev.get("data", {}).get("timestamp"):
-                    stamps.append(datetime.fromisoformat(rev["data"]["timestamp"]))
+    _, rows = exp_rows(exp_show)
+    stamps = [datetime.fromisoformat(data["timestamp"]) for name, data in rows[1:]
+              if name.startswith(prefix) and data.get("timestamp")]
     if not stamps:
         return None
     return {"experiments": len(stamps), "minutes": (max(stamps) - min(stamps)).total_seconds() / 60}
@@ -127,31 +122,3 @@ def table_markdown(points: list[Point]) -> str:
     lines += [f"| {p.model} | {p.beta:g} | {p.latent_dim} | {p.rate_nats:.2f} | {p.rate_bits:.2f} | "
               f"{p.distortion:.2f} | {p.exp} |" for p in points]
     return "\n".join(lines) + "\n"
-
-
-
-@dataclass(frozen=True)
-class Setting:
-    lr: float
-    batch_size: int
-    errors: dict[str, float]   # model -> test squared reconstruction error per image (mean over seeds)
-    exp: str
-
-
-def _test_mse(data: dict, model: str) -> float | None:
-    entry = ((data.get("metrics") or {}).get(f"metrics/train/{model}.json") or {}).get("data") or {}
-    values = [v["test"]["mse"] for k, v in entry.items() if k.startswith("seed") and "mse" in (v.get("test") or {})]
-    return sum(values) / len(values) if values else None
-
-
-def tuning_from_exp_show(exp_show: list[dict], models: list[str]) -> list[Setting]:
-    """One setting per distinct (lr, batch size) among the experiments (baseline excluded), each model's error."""
-    _, rows = exp_rows(exp_show)
-    found: dict[tuple[float, int], Setting] = {}
-    for name, data in rows[1:]:
-        params = exp_params(data)
-        key = (float(params["train.lr"]), int(params["train.batch_size"]))
-        errors = {m: e for m in models if (e := _test_mse(data, m)) is not None}
-        if errors and key not in found:
-            found[key] = Setting(key[0], key[1], errors, name)
-    return sorted(found.values(), key=lambda s: (s.batch_size, s.lr))

@@ -3,8 +3,8 @@ settings work for each model, the share of working settings with an interval ove
 VAE needed less tuning". Pure functions over ``dvc exp show --json`` (stages/tuning.py is the I/O around them).
 
 A **sweep** is the experiments whose names start with one prefix (stages/sweep.py queues them). A **setting** of a
-model is what its experiment changed from the baseline commit in `train` and in that model's own `models:` entry
-(e.g. ``lr``, ``batch_size``, ``hidden``). Every setting trains the same seeds; seed k of every setting and model is
+model is its experiment's values of the keys of `train` and of that model's own `models:` entry that vary within the
+sweep (e.g. ``lr``, ``batch_size``, ``hidden``). Every setting trains the same seeds; seed k of every setting and model is
 one resampling unit of the bootstrap: the interval of a share, or of two models' difference, is the exact bootstrap
 over the seeds (every one of the n^n resamples, equally likely, up to 6 seeds), so it shows how much the verdict leans on which
 seeds were drawn. It does not show the uncertainty of having chosen these settings (the grid is fixed).
@@ -24,13 +24,13 @@ from vaelab.measures.capabilities import Needs
 from vaelab.studies.sweeps import exp_params, exp_rows, finished_span
 
 VERDICTS = ("supported", "contradicted", "equivalent", "inconclusive")
-RULE = ("a seed **collapsed** when more than {saturated:.0%} of its test codes are saturated, or its codes' 10-NN digit "
+RULE = ("A seed **collapsed** when more than {saturated:.0%} of its test codes are saturated, or its codes' 10-NN digit "
         "accuracy is at most {knn}, or its test squared error per image is at least {mse} (the mean image's is 52.9). "
         "A setting **works** for a model when none of its seeds collapsed and its mean test error is at most "
         "(1 + {margin}) times that of the model's best working setting; it **works by the latent** when none "
         "collapsed and its mean kNN accuracy is at least the model's best minus {knn_margin}. "
         "The claim compares two models' shares of working settings: the difference (VAE minus AE) has an exact "
-        "bootstrap interval over seeds at level {family_level:.4f} (95% with Bonferroni over the {comparisons} "
+        "bootstrap interval over seeds at level {family_level:.4f} ({level:.0%} with Bonferroni over the {comparisons} "
         "comparisons). **supported**: the interval lies above 0; **contradicted**: below 0; **equivalent**: inside "
         "±{equivalence}; otherwise **inconclusive**.")
 
@@ -47,7 +47,7 @@ class Seed:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One model at one setting: the settings it changed from the baseline, and its seeds."""
+    """One model at one setting (what varies within the sweep) and its seeds."""
 
     model: str
     setting: dict[str, Any]
@@ -56,7 +56,7 @@ class Outcome:
 
     @property
     def key(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.setting.items()) or "baseline"
+        return ", ".join(f"{k}={v}" for k, v in self.setting.items()) or "the only setting"
 
 
 def _seed_values(data: dict, path: str) -> dict[str, dict]:
@@ -76,9 +76,9 @@ def _seeds(data: dict, model: str) -> dict[str, Seed]:
 
 
 def outcomes(exp_show: list[dict], prefix: str, models: Sequence[str]) -> list[Outcome]:
-    """Every (model, setting) of the sweep ``prefix`` whose experiment has both metrics files of that model."""
-    base_data, rows = exp_rows(exp_show)
-    base = exp_params(base_data)
+    """Every (model, setting) of the sweep ``prefix`` whose experiment has both metrics files of that model, in the
+    order of the experiments' names."""
+    _, rows = exp_rows(exp_show)
     found: dict[tuple[str, str], Outcome] = {}
     for name, data in rows[1:]:
         if not name.startswith(prefix):
@@ -87,12 +87,21 @@ def outcomes(exp_show: list[dict], prefix: str, models: Sequence[str]) -> list[O
         for model in models:
             own = f"models.{model}."
             changed = {(k[len(own):] if k.startswith(own) else k.split(".", 1)[1]): v for k, v in sorted(params.items())
-                       if (k.startswith(own) or k.startswith("train.")) and v != base.get(k)}
+                       if k.startswith(own) or k.startswith("train.")}
             seeds = _seeds(data, model)
             if seeds:
                 outcome = Outcome(model, changed, seeds, name)
                 found.setdefault((model, outcome.key), outcome)
-    return list(found.values())
+    varied = [o for m in models for o in _varied([o for o in found.values() if o.model == m])]
+    return sorted(varied, key=lambda o: o.exp)
+
+
+def _varied(outs: list[Outcome]) -> list[Outcome]:
+    """One model's outcomes with only the settings that vary within the sweep (what every point sets is not a
+    setting)."""
+    keys = {k for o in outs for k in o.setting}
+    fixed = {k for k in keys if len({repr(o.setting.get(k)) for o in outs}) == 1}
+    return [Outcome(o.model, {k: v for k, v in o.setting.items() if k not in fixed}, o.seeds, o.exp) for o in outs]
 
 
 def collapsed(seed: Seed, rule: TuningConfig) -> bool:
@@ -197,9 +206,11 @@ def study(outs: list[Outcome], vaes: Sequence[str], aes: Sequence[str], rule: Tu
 
 
 def rule_text(rule: TuningConfig, comparisons: int) -> str:
+    """The rule in words, with its numbers (without the verdict's part when the sweep compares no models)."""
     level = 1 - (1 - rule.level) / max(1, comparisons)
-    return RULE.format(**{k: getattr(rule, k) for k in ("saturated", "knn", "mse", "margin", "knn_margin",
-                                                         "equivalence")}, family_level=level, comparisons=comparisons)
+    text = RULE if comparisons else RULE[:RULE.index(" The claim compares")]
+    return text.format(**{k: getattr(rule, k) for k in ("saturated", "knn", "mse", "margin", "knn_margin",
+                                                         "equivalence", "level")}, family_level=level, comparisons=comparisons)
 
 
 

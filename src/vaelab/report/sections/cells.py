@@ -34,6 +34,7 @@ class Inputs:
     baselines: dict = field(default_factory=dict)             # metrics/baselines.json: image-set id -> baseline -> numbers
     references: dict = field(default_factory=dict)            # metrics/references.json: the same for every model
     collapse: dict = field(default_factory=dict)              # metrics/collapse.json: the post's AE's first steps
+    tuning: dict = field(default_factory=dict)                # reports/tuning.json: the `tuning` sweep's document
 
 
 
