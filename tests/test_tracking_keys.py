@@ -37,7 +37,7 @@ def test_a_parents_summary_is_the_mean_and_the_intervals_half_width() -> None:
 
 def test_descriptions_say_what_a_model_changes_from_its_nearest_neighbour() -> None:
     params = load_params(REPO / "params.yaml")
-    assert neighbour(params, "ae_post") == ("ae", {"code_norm": ("batchnorm", "none")})
+    assert neighbour(params, "ae_post") == ("ae_post_as_written", {"init": ("torch", "he")})
     other, diff = neighbour(params, "vae_bce")
     assert len(diff) == 1 and diff.popitem()[1][1] in ("bernoulli", "grey")
     text = describe(params, "vae_sigma")

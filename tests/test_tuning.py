@@ -86,7 +86,7 @@ def test_outcomes_works_and_verdict_on_a_known_case() -> None:
     assert by_error["low"] > 0 and by_error["verdict"] == "supported"
     assert best_working(doc, "ae")["key"] == "lr=0.001"
     text = report(doc, "s")
-    assert "**supported**" in text and "**collapsed**" in text
+    assert "**supported**" in text and "**failed**" in text
 
 
 def test_quantile_is_numpys_inverted_cdf() -> None:
@@ -135,3 +135,30 @@ def test_committed_sweep_verdicts_recompute(name: str) -> None:
     assert [c["verdict"] for c in doc["comparisons"]] == _independent_verdicts(doc)
     for model in doc["models"].values():
         assert all(len(s["seeds"]) >= 3 for s in model["settings"])
+
+
+def test_the_collector_program_writes_both_files_or_neither(tmp_path: Path) -> None:
+    """stages/tuning.py on an exp-show document in DVC 3's shape: the report and its JSON from the sweep's
+    experiments by params.yaml `tuning`, the VAE told from the AE by its prior; an unknown sweep is one line, exit 1,
+    nothing written."""
+    import yaml
+    from helpers import BIN, run
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["sweeps"] = {"s": {"models": ["vae_bce", "ae"], "grid": {"train.lr": [0.0001, 0.001, 0.01]}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    shown = _exp_show()
+    for exp in shown[1]["experiments"]:
+        metrics = exp["revs"][0]["data"]["metrics"]
+        for key in list(metrics):
+            metrics[key.replace("/vae.json", "/vae_bce.json")] = metrics.pop(key)
+    (tmp_path / "show.json").write_text(json.dumps(shown))
+    program = [str(BIN / "python"), str(ROOT / "stages" / "tuning.py")]
+    args = ["--params", "params.yaml", "--exp-show-json", "show.json", "--out", "out"]
+    run([*program, "s", *args], tmp_path, PYTHONPATH=str(ROOT / "src"))
+    doc = json.loads((tmp_path / "out" / "s.json").read_text())
+    assert [(c["vae"], c["ae"], c["verdict"]) for c in doc["comparisons"]][0] == ("vae_bce", "ae", "supported")
+    assert "**supported**" in (tmp_path / "out" / "s.md").read_text()
+    bad = run([*program, "nope", *args[:-1], "out2"], tmp_path, check=False, PYTHONPATH=str(ROOT / "src"))
+    assert bad.returncode == 1 and "sweeps.nope: no such sweep" in bad.stderr + bad.stdout
+    assert not (tmp_path / "out2").exists()

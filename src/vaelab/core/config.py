@@ -195,16 +195,16 @@ class CollapseConfig:
 class TuningConfig:
     """The sweeps' rules (stages/tuning.py reads the queued experiments by them), fixed before the sweeps ran.
 
-    A seed **collapsed** when more than `saturated` of its test codes sit on the sigmoid box's edge, or its codes'
-    kNN digit accuracy is at most `knn` (0.1135: every code the same point), or its test error is at least `mse`
-    (the mean image's: 52.9). A setting **works** for a model when none of its seeds collapsed and its mean test
+    A seed **failed** (collapsed, or did not learn in the sweep's epochs) when more than `saturated` of its test
+    codes sit on the sigmoid box's edge, or its codes' kNN digit accuracy is at most `knn` (0.1135: every code the same point), or its test error is at least `mse`
+    (the mean image's: 52.9). A setting **works** for a model when none of its seeds failed and its mean test
     error is at most (1 + `margin`) times the model's best working setting's."""
 
     saturated: float = field(default=0.5, metadata={"check": (lambda v: 0 <= v <= 1), "expect": "in [0, 1]"})
     knn: float = field(default=0.5, metadata={"check": (lambda v: 0 <= v <= 1), "expect": "in [0, 1]"})
     mse: float = field(default=45.0, metadata=_positive())
     margin: float = field(default=0.10, metadata=_positive())
-    # ...and it works by the latent when none collapsed and its mean kNN accuracy is at least the best minus this.
+    # ...and it works by the latent when none failed and its mean kNN accuracy is at least the best minus this.
     knn_margin: float = field(default=0.05, metadata=_positive())
     # Two models' shares of working settings within this of each other are practically equal (the verdict's
     # equivalence margin); the interval of their difference is a bootstrap over seeds (exact up to 6 seeds, else `resamples` draws).

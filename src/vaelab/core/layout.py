@@ -152,6 +152,7 @@ def stage_outs(stage: str, key: str = "${key}") -> list[str]:
         "baselines": [at.baselines_metrics],
         "judge": [at.judge_dir, at.judge_metrics],
         "references": [at.references_dir, at.references_metrics],
+        "collapse": [at.collapse_metrics],
         "train": [at.model_dir(key), at.train_metrics(key), at.history_dir(key)],
         "figures": [at.figures(key)],
         "evaluate": [at.eval_metrics(key)],

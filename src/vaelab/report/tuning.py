@@ -22,7 +22,7 @@ def _fmt(v: Any) -> str:
 
 def _seed_cell(seed: dict[str, Any], dead: bool) -> str:
     sat = "" if seed["saturated"] is None else f", sat {seed['saturated']:.2f}"
-    return f"{seed['mse']:.1f} / {seed['knn']:.3f}{sat}" + (" **collapsed**" if dead else "")
+    return f"{seed['mse']:.1f} / {seed['knn']:.3f}{sat}" + (" **failed**" if dead else "")
 
 
 def best_working(doc: dict, model: str) -> dict | None:
@@ -48,13 +48,16 @@ def report(doc: dict, name: str) -> str:
                   f"the machine that ran them, about {span['minutes'] / (span['experiments'] - 1):.1f} min each "
                   "(from the first experiment's end to the last's, `dvc queue start -j 1`).", ""]
     lines += ["## Rule (fixed in params.yaml `tuning` before the sweep ran)", "",
-              rule_text_of(doc), ""]
+              rule_text_of(doc), "",
+              "Read the intervals for what they are: an exact bootstrap over the seeds (n seeds: n^n resamples). "
+              "With three seeds an interval is a single point when every seed agrees, and it never includes the "
+              "uncertainty of the grid's choice of settings, nor of training for fewer epochs than the study.", ""]
     for model, entry in doc["models"].items():
         lines += [f"## {model}", "", "| setting | " + " | ".join(next(iter(entry["settings"]))["seeds"]) +
                   " | works (error) | works (latent) | experiment |", "|---|" + "---|" * (len(
                       next(iter(entry["settings"]))["seeds"]) + 3)]
         for s in entry["settings"]:
-            cells = [_seed_cell(v, s["collapsed"][k]) for k, v in s["seeds"].items()]
+            cells = [_seed_cell(v, s["failed"][k]) for k, v in s["seeds"].items()]
             lines.append(f"| {s['key']} | " + " | ".join(cells) +
                          f" | {'yes' if s['works']['error'] else 'no'} | {'yes' if s['works']['latent'] else 'no'} "
                          f"| {s['exp']} |")
@@ -71,7 +74,11 @@ def report(doc: dict, name: str) -> str:
         for c in doc["comparisons"]:
             lines.append(f"| {c['vae']} | {c['ae']} | {'test error' if c['by'] == 'error' else 'latent (kNN)'} | "
                          f"{c['difference']:+.2f} | [{c['low']:+.2f}, {c['high']:+.2f}] | **{c['verdict']}** |")
-        lines.append("")
+        against = [f"{c['vae']} against {c['ae']} ({'test error' if c['by'] == 'error' else 'latent'})"
+                   for c in doc["comparisons"] if c["verdict"] == "contradicted"]
+        lines += ["", "The post says the VAE needed less tuning. " + (
+            f"This sweep contradicts it for {', '.join(against)}: there the AE worked at more settings."
+            if against else "This sweep contradicts it nowhere."), ""]
     lines += ["## How this was produced", "", "```bash", HOW.format(name=name), "```", ""]
     return "\n".join(lines)
 

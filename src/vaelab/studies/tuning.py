@@ -1,4 +1,4 @@
-"""What a queued sweep found, by rules fixed before it ran (params.yaml `tuning`): which seeds collapsed, which
+"""What a queued sweep found, by rules fixed before it ran (params.yaml `tuning`): which seeds failed, which
 settings work for each model, the share of working settings with an interval over seeds, and the verdict on "the
 VAE needed less tuning". Pure functions over ``dvc exp show --json`` (stages/tuning.py is the I/O around them).
 
@@ -24,11 +24,12 @@ from vaelab.measures.capabilities import Needs
 from vaelab.studies.sweeps import exp_params, exp_rows, finished_span
 
 VERDICTS = ("supported", "contradicted", "equivalent", "inconclusive")
-RULE = ("A seed **collapsed** when more than {saturated:.0%} of its test codes are saturated, or its codes' 10-NN digit "
-        "accuracy is at most {knn}, or its test squared error per image is at least {mse} (the mean image's is 52.9). "
-        "A setting **works** for a model when none of its seeds collapsed and its mean test error is at most "
+RULE = ("A seed **failed** (collapsed, or did not learn within the sweep's epochs) when more than {saturated:.0%} "
+        "of its test codes are saturated, or its codes' 10-NN digit accuracy is at most {knn}, or its test squared "
+        "error per image is at least {mse} (the mean image's is 52.9). "
+        "A setting **works** for a model when none of its seeds failed and its mean test error is at most "
         "(1 + {margin}) times that of the model's best working setting; it **works by the latent** when none "
-        "collapsed and its mean kNN accuracy is at least the model's best minus {knn_margin}. "
+        "failed and its mean kNN accuracy is at least the model's best minus {knn_margin}. "
         "The claim compares two models' shares of working settings: the difference (VAE minus AE) has an exact "
         "bootstrap interval over seeds at level {family_level:.4f} ({level:.0%} with Bonferroni over the {comparisons} "
         "comparisons). **supported**: the interval lies above 0; **contradicted**: below 0; **equivalent**: inside "
@@ -104,7 +105,8 @@ def _varied(outs: list[Outcome]) -> list[Outcome]:
     return [Outcome(o.model, {k: v for k, v in o.setting.items() if k not in fixed}, o.seeds, o.exp) for o in outs]
 
 
-def collapsed(seed: Seed, rule: TuningConfig) -> bool:
+def failed(seed: Seed, rule: TuningConfig) -> bool:
+    """The rule's failed seed: a saturated code, codes that do not separate the digits, or the mean image's error."""
     return ((seed.saturated is not None and seed.saturated > rule.saturated) or seed.knn <= rule.knn
             or seed.mse >= rule.mse)
 
@@ -119,7 +121,7 @@ def works(outs: Sequence[Outcome], rule: TuningConfig, seeds: Sequence[str] | No
     stats = {}
     for o in outs:
         picked = [o.seeds[s] for s in (seeds if seeds is not None else list(o.seeds))]
-        stats[o.key] = (any(collapsed(s, rule) for s in picked), _mean([s.mse for s in picked]),
+        stats[o.key] = (any(failed(s, rule) for s in picked), _mean([s.mse for s in picked]),
                         _mean([s.knn for s in picked]))
     alive = [v for v in stats.values() if not v[0]]
     best_mse = min((v[1] for v in alive), default=math.inf)
@@ -196,7 +198,7 @@ def study(outs: list[Outcome], vaes: Sequence[str], aes: Sequence[str], rule: Tu
     for m, o in by_model.items():
         judged = works(o, rule)
         models[m] = {"settings": [{"setting": x.setting, "key": x.key, "exp": x.exp, "works": judged[x.key],
-                                   "collapsed": {s: collapsed(v, rule) for s, v in x.seeds.items()},
+                                   "failed": {s: failed(v, rule) for s, v in x.seeds.items()},
                                    "seeds": {s: asdict(v) for s, v in x.seeds.items()}} for x in o],
                      **{f"share_{by}": share(o, rule, by) for by in ("error", "latent")},
                      **{f"share_{by}_interval": share_interval(o, rule, by, rule.level) for by in ("error", "latent")}}
