@@ -5,16 +5,15 @@
 import subprocess
 
 import click
-import yaml
 
+from vaelab.core.config import load_params
 from vaelab.pipeline.stage import run_stage
 from vaelab.pipeline.sweeps import queue_commands, sweep_of
 
 
 def queue(name: str, params_path: str, dry_run: bool) -> None:
-    with open(params_path) as f:
-        raw = yaml.safe_load(f)
-    commands = queue_commands(sweep_of(raw.get("sweeps") or {}, name, raw.get("models") or {}))
+    params = load_params(params_path)  # the whole file validated, as every stage does
+    commands = queue_commands(sweep_of(params.sweeps, name, params.models))
     for cmd in commands:
         click.echo(" ".join(cmd))
         if not dry_run:
