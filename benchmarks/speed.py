@@ -5,9 +5,10 @@ Prints, in one run:
 
 1. the fp32 matrix-product peak (2048³, all threads; and one single-thread process per core at once);
 2. training throughput of the study's VAE (784-512-256-128-2 and back, Bernoulli decoder, batch 128, Adam) as
-   the train stage runs a model's seeds, for S = 3 and S = 10 seeds: one single-thread worker per core with
-   its share of the seeds stacked (the stage's layout) and, beside it, one all-thread process with every seed
-   stacked; then the old way (one single-thread process per seed, unstacked), and the pytorch/examples way
+   the train stage runs a model's seeds, for S = 3 and S = 10 seeds: single-thread workers, each with a group of
+   seeds stacked, groups of one size (:func:`vaelab.training.seeds.seed_groups`: 1 + 1 + 1 and 5 + 5 on two
+   cores; the stage's layout) and, beside it, one all-thread process with every seed stacked; then the layout
+   before (3 seeds dealt into one group per core: 2 + 1), and the pytorch/examples way
    (torchvision ``MNIST`` + ``ToTensor`` + ``DataLoader``, one model, all threads);
 
 in images/s (seed-images: S seeds on N images are S·N) and GFLOP/s from the linear layers' multiply-accumulates
@@ -133,7 +134,8 @@ def run(images: int = 12_800) -> dict:
         out[f"S{s}_workers"] = in_workers(seed_groups(seeds, cores), images)
         torch.set_num_threads(cores)
         out[f"S{s}_one_process"] = s * images / _train(seeds, cores, images)
-    out["S3_old_way"] = in_workers([[s] for s in range(3)], images)
+    # The layout before equal groups: the seeds dealt into one group per core, 2 + 1 on two cores.
+    out["S3_uneven"] = in_workers([g for g in (list(range(3))[i::cores] for i in range(cores)) if g], images)
     torch.set_num_threads(cores)
     out["torchvision"] = train_torchvision(images)
     out["peak_gflops_after"] = matmul_peak()
@@ -153,11 +155,11 @@ def report(out: dict) -> list[str]:
         f"at the end of the run); {cores} single-thread processes at once "
         f"{sum(out['per_core_peak_gflops']):.0f} GFLOP/s. Fractions are of the first {cores}-thread figure.",
         f"training the study's VAE ({out['mflop_per_image']:.2f} MFLOP per image), batch {BATCH}:",
-        rate(f"S = 3 seeds, the train stage's layout ({cores} single-thread workers, seeds stacked)", "S3_workers"),
+        rate("S = 3 seeds, the train stage's layout (single-thread workers, groups of one size)", "S3_workers"),
         rate(f"S = 3 seeds, one {cores}-thread process, all stacked", "S3_one_process"),
-        rate(f"S = 10 seeds, the train stage's layout ({cores} single-thread workers)", "S10_workers"),
+        rate("S = 10 seeds, the train stage's layout (single-thread workers, groups of one size)", "S10_workers"),
         rate(f"S = 10 seeds, one {cores}-thread process, all stacked", "S10_one_process"),
-        rate("S = 3 seeds the old way (one single-thread process per seed, unstacked)", "S3_old_way"),
+        rate(f"S = 3 seeds dealt into {cores} stacked groups of unequal size (the stage's layout before)", "S3_uneven"),
         rate(f"pytorch/examples way (torchvision + DataLoader, one model, {cores} threads)", "torchvision"),
     ]
 

@@ -1,5 +1,5 @@
 """DVC stage `train@<model>`: train one model of params.yaml `models` once per seed (:mod:`vaelab.training.seeds`:
-stacked groups, one single-thread worker per core on the CPU), record each seed as an MLflow run under the model's
+stacked groups of one size, single-thread workers on the CPU), record each seed as an MLflow run under the model's
 run (:mod:`vaelab.tracking.model_runs`), then publish its checkpoints, train metrics and histories together."""
 
 from pathlib import Path

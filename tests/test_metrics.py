@@ -91,9 +91,19 @@ def clusters(n: int, seed: int, radius: float = 100.0) -> tuple[torch.Tensor, to
 
 def test_knn_accuracy_separated_clusters_and_shuffled_labels() -> None:
     (z_tr, y_tr), (z_te, y_te) = clusters(3000, 0), clusters(2000, 1)
-    assert metrics.knn_accuracy(z_tr, y_tr, z_te, y_te, k=5, chunk=333) > 0.99
+    assert metrics.knn_accuracy(z_tr, y_tr, z_te, y_te, k=5) > 0.99
     shuffled = y_tr[torch.randperm(len(y_tr), generator=torch.Generator().manual_seed(3))]
     assert abs(metrics.knn_accuracy(z_tr, shuffled, z_te, y_te, k=5) - 0.1) < 0.04
+
+
+def test_knn_accuracy_is_the_brute_force_vote() -> None:
+    # The k-d tree must pick the same neighbours as every distance computed (no ties in continuous codes).
+    (z_tr, y_tr), (z_te, y_te) = clusters(1500, 2, radius=3.0), clusters(700, 3, radius=3.0)
+    nearest = torch.cdist(z_te.double(), z_tr.double()).topk(7, dim=1, largest=False).indices
+    votes = torch.zeros(len(z_te), 10).scatter_add_(1, y_tr[nearest], torch.ones(nearest.shape))
+    expected = (votes.argmax(1) == y_te).double().mean().item()
+    assert 0.3 < expected < 0.99   # overlapping clusters: the vote is neither trivial nor random
+    assert metrics.knn_accuracy(z_tr, y_tr, z_te, y_te, k=7) == expected
 
 
 def brute_force_silhouette(z: torch.Tensor, y: torch.Tensor) -> float:

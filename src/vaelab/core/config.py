@@ -196,7 +196,7 @@ class TuningConfig:
     """The sweeps' rules (stages/tuning.py reads the queued experiments by them), fixed before the sweeps ran.
 
     A seed **failed** (collapsed, or did not learn in the sweep's epochs) when more than `saturated` of its test
-    codes sit on the sigmoid box's edge, or its codes' kNN digit accuracy is at most `knn` (0.1135: every code the same point), or its test error is at least `mse`
+    codes sit on the sigmoid box's edge, or its codes' kNN digit accuracy is at most `knn` (about 0.1, chance, when every code is the same point), or its test error is at least `mse`
     (the mean image's: 52.9). A setting **works** for a model when none of its seeds failed and its mean test
     error is at most (1 + `margin`) times the model's best working setting's."""
 

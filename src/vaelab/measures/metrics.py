@@ -67,17 +67,17 @@ def likelihood_bounds(model: LatentModel, x: torch.Tensor, y: torch.Tensor | Non
 
 
 def knn_accuracy(train_z: torch.Tensor, train_y: torch.Tensor, test_z: torch.Tensor, test_y: torch.Tensor,
-                 k: int, chunk: int = 1024) -> float:
+                 k: int) -> float:
     """Accuracy of a k-nearest-neighbour vote (Euclidean; ties go to the smaller label) fitted on train."""
+    from scipy.spatial import cKDTree
+
     k = min(k, len(train_z))
-    train_sq = train_z.pow(2).sum(1)
-    correct = 0
-    for idx in batches(len(test_z), chunk):
-        # |t|^2 - 2 q.t ranks neighbours as |q - t|^2 does, in one matrix product (2x faster than cdist)
-        nearest = torch.addmm(train_sq, test_z[idx], train_z.T, alpha=-2).topk(k, dim=1, largest=False).indices
-        votes = torch.zeros(len(idx), NUM_CLASSES).scatter_add_(1, train_y[nearest], torch.ones(nearest.shape))
-        correct += (votes.argmax(1) == test_y[idx]).sum().item()
-    return correct / len(test_z)
+    # A k-d tree: the codes are low-dimensional, so each query visits a few leaves instead of every training code
+    # (the brute-force distance matrix was a fifth of an AE's evaluation, all memory traffic).
+    _, nearest = cKDTree(train_z.double().numpy()).query(test_z.double().numpy(), k)
+    nearest = torch.from_numpy(nearest.reshape(len(test_z), k))
+    votes = torch.zeros(len(test_z), NUM_CLASSES).scatter_add_(1, train_y[nearest], torch.ones(nearest.shape))
+    return (votes.argmax(1) == test_y).to(torch.float64).mean().item()
 
 
 def silhouette(z: torch.Tensor, labels: torch.Tensor, chunk: int = 1024) -> float:

@@ -55,7 +55,7 @@ import torch
 
 from vaelab.core.config import EvaluateConfig
 from vaelab.core.errors import ConfigError
-from vaelab.data import image_sets
+from vaelab.data import image_sets, spaces
 from vaelab.data.image_sets import image_sets_for
 from vaelab.data.mnist import INPUT_DIM, NUM_CLASSES, Split, batches
 from vaelab.data.spaces import DataSpace, dequantize
@@ -204,6 +204,15 @@ class Context:
                                                                                    self.cfg.iwae_samples, gen)
         return per_image
 
+    def unconditional_bounds(self, space: DataSpace) -> dict[str, torch.Tensor]:
+        """The bounds of :attr:`bounds` on the likelihood set shown in ``space``, for an unconditional model: its own
+        :attr:`bounds` when ``space`` is its own (the same images, K and draws: computed once, not twice)."""
+        if space.name == self.model.space.name:
+            return self.bounds
+        pick = self.sets.likelihood
+        return metrics.likelihood_bounds(self.model, space.test_images(self.tests)[pick], None, self.cfg.iwae_samples,
+                                         self.generator())
+
     @functools.cached_property
     def reconstructions(self) -> torch.Tensor:
         """The mean images decoded from the test codes (the reconstruction error and sharpness read the same)."""
@@ -283,8 +292,7 @@ def _sharpness(c: Context) -> dict:
 
 
 def _grey8bit(c: Context) -> dict:
-    nll = metrics.likelihood_bounds(c.model, c.tests.dequantized[c.sets.likelihood], None, c.cfg.iwae_samples,
-                                    c.generator())["iwae_nll"]
+    nll = c.unconditional_bounds(spaces.get("dequantized"))["iwae_nll"]
     return {**_mean_and_se("nll", nll), **_mean_and_se("bits_per_dim", bits_per_dim(nll))}
 
 

@@ -20,7 +20,7 @@ from vaelab.core.files import md5_of_bytes, md5_of_file
 from vaelab.core.layout import Layout
 from vaelab.core.stats import across_seeds as mean_and_interval
 from vaelab.tracking.keys import EPOCH_KEY, across_seeds, epoch_metrics, eval_metrics
-from vaelab.tracking.provenance import log_dataset, run_tags
+from vaelab.tracking.provenance import in_experiment, log_dataset, run_tags
 from vaelab.tracking.registry import MODEL_ID_TAG, describe_registered, log_model, run_for_checkpoint
 from vaelab.tracking.runs import (log_artifacts, log_metrics, log_params, logged_dataset, logged_steps, run_tag, set_tags,
                                   tracked_runs)
@@ -91,20 +91,29 @@ class SeedRuns:
 
     def outputs(self, results: list[Any], staged: Path, example: Any) -> None:
         """Log each seed's outputs and MLflow Model from the staging folder, and give the registered model its
-        description and aliases (``seed<k>``, and ``champion``: the lowest final test loss)."""
+        description and aliases (``seed<k>``, and ``champion``: the lowest final test loss).
+
+        In a DVC experiment (``dvc exp run``, a sweep) the MLflow Models are logged but not registered: the
+        registry and its aliases name the study's models, not a 3-epoch point of a grid (the runs carry the
+        experiment's name and changed params: :func:`vaelab.tracking.provenance.run_tags`)."""
         out, name = Layout(staged), self.name
+        registered = None if in_experiment() else f"vaelab-{name}"
         versions, aliases, losses = {}, {}, {}
         for r in results:  # in seed order: version numbers in the registry follow the seeds
             log_artifacts(r.run_id, out.seed_dir(name, r.seed), "outputs")
             log_artifacts(r.run_id, out.history(name, r.seed), "outputs")
             tags = {k: v for k, v in run_tags(name, self.stage).items() if k != "dvc.stage"}
             version, _ = log_model(r.run_id, out.checkpoint(name, r.seed), example, f"{name}-seed{r.seed}",
-                                   f"vaelab-{name}", {**tags, "seed": str(r.seed),
-                                                      "vaelab.checkpoint_md5": md5_of_bytes(r.checkpoint)})
+                                   registered, {**tags, "seed": str(r.seed),
+                                                "vaelab.checkpoint_md5": md5_of_bytes(r.checkpoint)})
+            if version is None:
+                continue
             losses[version] = r.history[-1].test.get("loss", float("nan"))
             versions[version] = (f"Seed {r.seed} of {name}, trained by run {r.run_id}: final test loss "
                                  f"{losses[version]:.6g} (the model's own loss, per image).")
             aliases[f"seed{r.seed}"] = version
+        if not versions:
+            return
         if not any(math.isnan(v) for v in losses.values()):
             aliases["champion"] = min(losses, key=losses.get)
         describe_registered(f"vaelab-{name}", self.note + "\n\nAliases: `seed<k>` is seed k's version; `champion` "

@@ -46,6 +46,11 @@ def _params_at(rev: str, cwd: Path) -> dict[str, Any] | None:
     return yaml.safe_load(out.stdout) or {}
 
 
+def in_experiment() -> bool:
+    """Whether this stage runs inside a DVC experiment (``dvc exp run`` sets ``$DVC_EXP_NAME`` for its stages)."""
+    return bool(os.environ.get("DVC_EXP_NAME"))
+
+
 def run_tags(model: str, stage: str, params_path: Path = Path("params.yaml")) -> dict[str, str]:
     """Tags that tie a run to its model, its DVC stage, its commit and (if any) its DVC experiment.
 
@@ -57,7 +62,7 @@ def run_tags(model: str, stage: str, params_path: Path = Path("params.yaml")) ->
     commit = git_commit(project_root())
     if commit:
         tags["git.commit"] = commit
-    if os.environ.get("DVC_EXP_NAME"):
+    if in_experiment():
         tags["dvc.exp_name"] = os.environ["DVC_EXP_NAME"]
     baseline = os.environ.get("DVC_EXP_BASELINE_REV")
     if baseline:

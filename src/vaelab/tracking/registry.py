@@ -27,10 +27,11 @@ MODEL_ID_TAG = "vaelab.model_id"
 
 
 @unless_off((None, None))
-def log_model(run_id: str, checkpoint: Path, example: Any, name: str, registered_name: str,
-              version_tags: dict[str, str]) -> tuple[str, str]:
+def log_model(run_id: str, checkpoint: Path, example: Any, name: str, registered_name: str | None,
+              version_tags: dict[str, str]) -> tuple[str | None, str]:
     """Log a checkpoint to ``run_id`` as the MLflow Model ``name`` (signature and input example from ``example``)
-    and register it as a new version of ``registered_name``; returns the version and the logged model's id."""
+    and register it as a new version of ``registered_name`` (None: log it, register nothing); returns the version
+    (None when not registered) and the logged model's id."""
     import mlflow
     import mlflow.pyfunc
     import numpy as np
@@ -48,8 +49,10 @@ def log_model(run_id: str, checkpoint: Path, example: Any, name: str, registered
                 code_paths=[str(Path(vaelab.__file__).parent)], input_example=x,
                 signature=infer_signature(x, np.zeros((len(x), 784), dtype=np.float32)),
                 pip_requirements=[f"torch=={_version('torch')}", f"mlflow=={_version('mlflow')}", "numpy"])
-        version = mlflow.register_model(info.model_uri, registered_name, tags=version_tags)
         client().set_tag(run_id, MODEL_ID_TAG, info.model_id)
+        if registered_name is None:
+            return None, info.model_id
+        version = mlflow.register_model(info.model_uri, registered_name, tags=version_tags)
         return version.version, info.model_id
 
 

@@ -54,13 +54,15 @@ class SeedResult:
 
 
 def seed_groups(seeds: list[int], workers: int) -> list[list[int]]:
-    """A model's seeds split into ``workers`` stacked groups, dealt out in order (the first groups one larger)."""
+    """A model's seeds split into stacked groups of one size, in order: the largest size that divides the seeds
+    into at least ``workers`` groups (3 seeds on 2 cores: three groups of one; 10 seeds: two of five).
+
+    Groups of one size end together when the OS shares the cores among more groups than cores; groups of unequal
+    size do not: 2 + 1 seeds over 2 cores left one core idle for a third of the stage (benchmarks/speed.py
+    measures both layouts side by side)."""
     workers = max(1, min(len(seeds), workers))
-    size, extra = divmod(len(seeds), workers)
-    bounds = [0]
-    for i in range(workers):
-        bounds.append(bounds[-1] + size + (i < extra))
-    return [seeds[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    size = max(g for g in range(1, len(seeds) // workers + 1) if len(seeds) % g == 0)
+    return [seeds[i:i + size] for i in range(0, len(seeds), size)]
 
 
 def gflop(params: Params, name: str) -> float:
@@ -83,7 +85,7 @@ def seed_images(params: Params, name: str) -> tuple[int, float]:
 
 def groups_for(params: Params, name: str) -> list[list[int]]:
     """All seeds stacked in one process on CUDA, or when the work is too small to pay for worker processes; else
-    one single-thread worker per core, each with its share of the seeds stacked."""
+    single-thread workers, at least one per core, each with its group of seeds stacked (:func:`seed_groups`)."""
     cores = os.cpu_count() or 1
     small = gflop(params, name) < PARALLEL_MIN_GFLOP * cores
     cuda = resolve_device(params.device).type == "cuda"
