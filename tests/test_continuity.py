@@ -93,3 +93,25 @@ def test_path_and_grid_metrics_are_shares_and_ratios(test_images) -> None:
     grid = continuity.grid_metrics(smooth_decoder(), ident, realness, codes, 8)
     assert 0 <= grid["own_real_share"] <= 1
     assert grid["empty_share"] == pytest.approx(grid["empty_real_share"] + grid["empty_unreal_share"])
+
+
+def test_empty_floor_explains_a_round_cloud_and_not_a_broken_one() -> None:
+    # Known answers: a Gaussian cloud's empty cells are all floor (corner geometry); four clusters with wide gaps
+    # between them leave most of their grid empty, far above the floor of a cloud of the same spread.
+    gen = torch.Generator().manual_seed(5)
+    cloud = torch.randn(10_000, 2, generator=gen)
+    _, ex, ey = continuity.own_grid(cloud, 20)
+    share = continuity.empty_cells(cloud, ex, ey).double().mean().item()
+    floor = continuity.empty_floor(cloud, 20)
+    assert 0.003 < floor < 0.06 and abs(share - floor) < 0.02
+    centres = torch.tensor([[-3.0, -3.0], [-3.0, 3.0], [3.0, -3.0], [3.0, 3.0]])
+    clusters = centres[torch.randint(4, (10_000,), generator=gen)] + 0.3 * torch.randn(10_000, 2, generator=gen)
+    _, ex, ey = continuity.own_grid(clusters, 20)
+    broken = continuity.empty_cells(clusters, ex, ey).double().mean().item()
+    assert broken - continuity.empty_floor(clusters, 20) > 0.5
+
+
+def test_empty_floor_of_a_collapsed_code_is_defined() -> None:
+    # Every code the same point (the post's AE as written): the floor is still a number, not an error.
+    floor = continuity.empty_floor(torch.full((500, 2), 0.5), 10)
+    assert 0.0 <= floor <= 1.0

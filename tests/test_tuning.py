@@ -14,8 +14,8 @@ import pytest
 from vaelab.core.config import TuningConfig
 from vaelab.core.errors import ConfigError
 from vaelab.pipeline.sweeps import queue_commands, sweep_of
-from vaelab.report.tuning import best_working, report
-from vaelab.studies.tuning import outcomes, quantile, study
+from vaelab.report.tuning import report
+from vaelab.studies.tuning import best_working, outcomes, quantile, study
 
 ROOT = Path(__file__).resolve().parents[1]
 RULE = TuningConfig()
@@ -162,3 +162,30 @@ def test_the_collector_program_writes_both_files_or_neither(tmp_path: Path) -> N
     bad = run([*program, "nope", *args[:-1], "out2"], tmp_path, check=False, PYTHONPATH=str(ROOT / "src"))
     assert bad.returncode == 1 and "sweeps.nope: no such sweep" in bad.stderr + bad.stdout
     assert not (tmp_path / "out2").exists()
+
+
+def test_best_settings_are_queued_at_the_study_epochs_and_their_ranking_is_checked() -> None:
+    """Each model's best working setting becomes one experiment at the study's epochs (the sweep's other fixed params
+    kept, that model's stages only); the check reads those experiments back and says whether the models' ranking
+    holds, on a known case where it holds by error and flips by the latent."""
+    from vaelab.core.config import TuningConfig as Rule
+    from vaelab.pipeline.sweeps import best_commands
+    from vaelab.studies.tuning import full_epochs
+
+    doc = study(outcomes(_exp_show(), "s-", ["vae", "ae"]), ["vae"], ["ae"], Rule())
+    sweep = sweep_of({"s": {"models": ["vae", "ae"], "set": {"train.epochs": 3, "evaluate.silhouette_size": 2000},
+                            "grid": {"train.lr": [0.0001, 0.001, 0.01], "width": [128]}}}, "s", {"vae": {}, "ae": {}})
+    commands = best_commands(sweep, doc)
+    assert [c[5] for c in commands] == ["full-s-vae", "full-s-ae"]
+    assert commands[0][6:] == ["-S", "++evaluate.silhouette_size=2000", "-S", "++train.lr=0.001", "train@vae",
+                               "evaluate@vae"]
+    full = [_exp("full-s-vae", 0.001, {"vae": [(25.0, 0.80, None)] * 3}),
+            _exp("full-s-ae", 0.001, {"ae": [(28.0, 0.95, 0.0)] * 3})]
+    shown = _exp_show()
+    shown[1]["experiments"] = [{"executor": {"state": "success"}, "revs": [e]} for e in full]
+    check = full_epochs(doc, "s", 3, 15, shown)
+    assert check["models"]["vae"]["setting"] == "lr=0.001" and check["means"]["full"]["error"]["ae"] == 28.0
+    assert check["ranking"]["error"] == {"sweep": ["vae", "ae"], "full": ["vae", "ae"], "holds": True}
+    assert check["ranking"]["latent"]["holds"] is False   # tied at 0.9 after the sweep, the AE ahead at 15 epochs
+    text = report({**doc, "full_epochs": check}, "s")
+    assert "the ranking **holds**" in text and "the ranking **does not hold**" in text

@@ -100,6 +100,7 @@ QUICK = {"data__train_size": 600, "data__test_size": 1000, "train__epochs": 1, "
          "evaluate__binarized_iwae_samples": 8, "evaluate__binarized_images": 50,
          "evaluate__quadrature_images": 8, "evaluate__sample_images": 500, "judge__epochs": 1,
          "evaluate__continuity_pairs": 20, "evaluate__tight_images": 2, "evaluate__style_images": 100,
+         "evaluate__trust_images": 200,
          "inference__images": 8, "inference__iwae_ks": [1, 10], "inference__local_images": 4,
          "inference__local_steps": 20, "inference__figure_digits": 2,
          "quadrants__test_images": 50, "quadrants__epochs": 1, "quadrants__baseline_epochs": 1}

@@ -122,6 +122,9 @@ class EvaluateConfig:
     knn_k: int = field(default=10, metadata=_min(1))
     # Points for the silhouette score: a seeded random subset of the test latents; None = all.
     silhouette_size: int | None = field(default=None, metadata=_min(2))
+    # Test images for the codes' trustworthiness (their knn_k nearest codes against their nearest images): a subset
+    # drawn by continuity_seed, the same images for every model.
+    trust_images: int = field(default=2000, metadata=_between(0, MNIST_TEST_SIZE))
     # The decoded manifold grid is grid_size x grid_size images (2-d latents only).
     grid_size: int = field(default=20, metadata=_min(1))
     # Seed of the one fixed binarisation of the test set (stage `binarize`), the binarised yardstick's test set.

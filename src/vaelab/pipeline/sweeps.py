@@ -15,6 +15,7 @@ Each point is named ``<sweep>-<NN>``, so the collector finds a sweep's experimen
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from dataclasses import dataclass
@@ -78,6 +79,25 @@ def override(key: str, value: Any) -> str:
     """One ``-S ++key=value`` in DVC's (Hydra's) override grammar (``++``: set, or add where params.yaml lacks the
     key; a misspelt key then fails the experiment's params check, by name): lists and numbers as JSON, strings bare."""
     return f"++{key}={json.dumps(value) if not isinstance(value, str) else value}"
+
+
+def best_commands(sweep: Sweep, doc: dict[str, Any]) -> list[list[str]]:
+    """One ``dvc exp run --queue`` per model of the finished sweep's document ``doc`` (reports/<sweep>.json): its best
+    working setting (keys of `train` or of the model's own entry), named ``full-<sweep>-<model>``, at the study's
+    epochs: the sweep's fixed params less ``train.epochs``, and that model's stages only."""
+    from vaelab.core.config import TrainConfig
+    from vaelab.studies.tuning import FULL_PREFIX, best_working
+
+    train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
+    best = {m: b["setting"] for m in doc["models"] if (b := best_working(doc, m))}
+    fixed = {k: v for k, v in sweep.fixed.items() if k != "train.epochs"}
+    commands = []
+    for model, setting in best.items():
+        point = {**fixed, **{(f"train.{k}" if k in train_keys else f"models.{model}.{k}"): v for k, v in setting.items()}}
+        commands.append(["dvc", "exp", "run", "--queue", "--name", f"{FULL_PREFIX}-{sweep.name}-{model}",
+                         *[arg for k, v in point.items() for arg in ("-S", override(k, v))],
+                         f"train@{model}", f"evaluate@{model}"])
+    return commands
 
 
 def queue_commands(sweep: Sweep) -> list[list[str]]:

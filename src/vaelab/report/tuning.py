@@ -9,11 +9,14 @@ from typing import Any
 
 from vaelab.core.config import TuningConfig
 from vaelab.core.errors import ReportError
-from vaelab.studies.tuning import rule_text
+from vaelab.studies.tuning import FULL_PREFIX, best_working, rule_text
 
 HOW = """PYTHONPATH=src python stages/sweep.py {name}     # queue one experiment per point of params.yaml sweeps.{name}
 dvc queue start -j 1                            # wait until `dvc queue status` shows none queued or running
 PYTHONPATH=src python stages/tuning.py {name}    # this file and reports/{name}.json"""
+HOW_FULL = """PYTHONPATH=src python stages/sweep.py {name} --best-at-full-epochs   # one experiment per model: its best setting
+dvc queue start -j 1
+PYTHONPATH=src python stages/tuning.py {name} --best-at-full-epochs  # adds the section to this file and the JSON"""
 
 
 def _fmt(v: Any) -> str:
@@ -23,13 +26,6 @@ def _fmt(v: Any) -> str:
 def _seed_cell(seed: dict[str, Any], dead: bool) -> str:
     sat = "" if seed["saturated"] is None else f", sat {seed['saturated']:.2f}"
     return f"{seed['mse']:.1f} / {seed['knn']:.3f}{sat}" + (" **failed**" if dead else "")
-
-
-def best_working(doc: dict, model: str) -> dict | None:
-    """The setting of ``model`` that works by test error with the lowest mean test error (None if none works)."""
-    rows = [s for s in doc["models"][model]["settings"] if s["works"]["error"]]
-    mean = lambda s: sum(v["mse"] for v in s["seeds"].values()) / len(s["seeds"])  # noqa: E731
-    return min(rows, key=mean) if rows else None
 
 
 def report(doc: dict, name: str) -> str:
@@ -79,8 +75,40 @@ def report(doc: dict, name: str) -> str:
         lines += ["", "The post says the VAE needed less tuning. " + (
             f"This sweep contradicts it for {', '.join(against)}: there the AE worked at more settings."
             if against else "This sweep contradicts it nowhere."), ""]
+    lines += full_epochs_section(doc.get("full_epochs"), name)
     lines += ["## How this was produced", "", "```bash", HOW.format(name=name), "```", ""]
+    if doc.get("full_epochs"):
+        lines += ["and the check at the study's epochs:", "", "```bash", HOW_FULL.format(name=name), "```", ""]
     return "\n".join(lines)
+
+
+def full_epochs_section(full: dict | None, name: str) -> list[str]:
+    """Each model's best working setting at the sweep's epochs and at the study's, and whether the ranking holds."""
+    if not full or not full["models"]:
+        return ["## At the study's epochs", "", "Not checked yet: the best settings have not been re-run at the "
+                "study's epochs (commands below).", ""] if full is not None else []
+    sweep, epochs = full["sweep_epochs"], full["epochs"]
+    lines = ["## At the study's epochs", "",
+             f"The sweep trained {sweep} epochs, the study trains {epochs}. Each model's best working setting (by test "
+             f"error) was trained again at {epochs} epochs on the same seeds (experiments `{FULL_PREFIX}-{name}-<model>`). "
+             "Means over seeds; per-seed values in the JSON.", "",
+             f"| model | best setting | test error, {sweep} → {epochs} epochs | kNN accuracy, {sweep} → {epochs} epochs "
+             "| experiment |", "|---|---|---:|---:|---|"]
+    means = full["means"]
+    for model, e in full["models"].items():
+        lines.append(f"| {model} | {e['setting']} | {means['sweep']['error'][model]:.2f} → "
+                     f"{means['full']['error'][model]:.2f} | {means['sweep']['latent'][model]:.3f} → "
+                     f"{means['full']['latent'][model]:.3f} | {e['exp']} |")
+    lines.append("")
+    for by, words in (("error", "test error (lowest first)"), ("latent", "kNN accuracy (highest first)")):
+        r = full["ranking"][by]
+        lines.append(f"- By {words}: {' < '.join(r['sweep']) if by == 'error' else ' > '.join(r['sweep'])} at "
+                     f"{sweep} epochs; {' < '.join(r['full']) if by == 'error' else ' > '.join(r['full'])} at "
+                     f"{epochs}: the ranking **{'holds' if r['holds'] else 'does not hold'}**.")
+    span = full.get("finished")
+    if span and span["experiments"] > 1:
+        lines.append(f"- Cost: {span['experiments']} experiments finished over {span['minutes']:.0f} min of wall time.")
+    return lines + [""]
 
 
 def rule_text_of(doc: dict) -> str:

@@ -32,7 +32,7 @@ def check(params: Params, name: str) -> None:
     models.spec_of(params, name)
     check_groups(params.evaluate)
     n_test = params.data.test_size or MNIST_TEST_SIZE
-    for key in ("likelihood_images", "sample_images", "silhouette_size", "style_images"):
+    for key in ("likelihood_images", "sample_images", "silhouette_size", "style_images", "trust_images"):
         value = getattr(params.evaluate, key)
         if value is not None and value > n_test:
             raise ConfigError(f"params.yaml: evaluate.{key} = {value}, but the test set has {n_test} images "

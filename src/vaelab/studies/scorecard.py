@@ -18,11 +18,14 @@ JSON layout of one seed (nats per image unless said otherwise; keys a model cann
     samples:        fid, fid_sets_mean, fid_sets_std, kid, kid_std, precision, density, coverage
                                                       # models with a prior: `sample_images` decoded prior
                                                       #   samples vs the test images, in the judge's features
-    latent:         knn_accuracy, silhouette, saturated_fraction (bounded latents)
+    latent:         knn_accuracy, silhouette,         # kNN digit vote and silhouette by digit (scikit-learn), and
+                    trustworthiness,                  #   whether latent neighbours are image neighbours (`trust_images`)
+                    saturated_fraction                # bounded latents
     grid:           confident_fraction                # 2-d latents only, unconditional: the share of the grid of
                                                       #   models.latent_grid the judge calls a digit with confidence
                     own_real_share, empty_share,      #   the grid over the model's own 1–99% code quantiles: the
                     empty_real_share, empty_unreal_share  # share of real-looking tiles, of cells with no test code
+                    empty_floor, empty_excess         #   (and the share a Gaussian cloud of the codes' shape leaves, and the rest)
     continuity:     jump_ratio, jump_ratio_median,    # unconditional models (vaelab.measures.continuity): straight paths
                     path_ratio_median, real_share,    #   between the codes of fixed test pairs, decoded; _different
                     jump_ratio_different, ...         #   and _same split the pairs by digit
@@ -249,8 +252,10 @@ def _latent(c: Context) -> dict:
     subset = torch.arange(len(c.z_test))
     if c.cfg.silhouette_size is not None and c.cfg.silhouette_size < len(c.z_test):
         subset = torch.randperm(len(c.z_test), generator=torch.Generator().manual_seed(c.seed))[:c.cfg.silhouette_size]
+    trust = image_sets.subset(len(c.z_test), c.cfg.trust_images, c.cfg.continuity_seed)
     return {"knn_accuracy": metrics.knn_accuracy(c.z_train, c.train.labels, c.z_test, c.test.labels, c.cfg.knn_k),
-            "silhouette": metrics.silhouette(c.z_test[subset], c.test.labels[subset])}
+            "silhouette": metrics.silhouette(c.z_test[subset], c.test.labels[subset]),
+            "trustworthiness": metrics.trustworthiness(c.test.images[trust], c.z_test[trust], c.cfg.knn_k)}
 
 
 def _saturation(c: Context) -> dict:

@@ -20,9 +20,11 @@ from typing import Any, Sequence
 
 from vaelab import models as registry
 from vaelab.core.config import Params, TuningConfig
+from vaelab.core.errors import ReportError
 from vaelab.measures.capabilities import Needs
 from vaelab.studies.sweeps import exp_params, exp_rows, finished_span
 
+FULL_PREFIX = "full"  # a sweep's best settings at the study's epochs: experiments named full-<sweep>-<model>
 VERDICTS = ("supported", "contradicted", "equivalent", "inconclusive")
 RULE = ("A seed **failed** (collapsed, or did not learn within the sweep's epochs) when more than {saturated:.0%} "
         "of its test codes are saturated, or its codes' 10-NN digit accuracy is at most {knn}, or its test squared "
@@ -225,3 +227,52 @@ def collect(params: Params, name: str, models: Sequence[str], exp_show: list[dic
     vaes = [m for m in models if VAE.met_by(registry.REGISTRY[registry.spec_of(params, m).kind])]
     doc = study(outcomes(exp_show, f"{name}-", models), vaes, [m for m in models if m not in vaes], params.tuning)
     return {**doc, "finished": finished_span(exp_show, f"{name}-")}
+
+
+def best_working(doc: dict, model: str) -> dict | None:
+    """The setting of ``model`` in a sweep's document that works by test error with the lowest mean test error (None
+    if none works)."""
+    rows = [s for s in doc["models"][model]["settings"] if s["works"]["error"]]
+    return min(rows, key=lambda s: _mean([v["mse"] for v in s["seeds"].values()])) if rows else None
+
+
+def _ranking(values: dict[str, float], higher_is_better: bool) -> list[str]:
+    return sorted(values, key=lambda m: -values[m] if higher_is_better else values[m])
+
+
+def full_epochs(doc: dict, name: str, sweep_epochs: int, epochs: int, exp_show: list[dict]) -> dict[str, Any]:
+    """Each model's best working setting of sweep ``name`` (``doc``: its reports/<name>.json) as the sweep trained it
+    and as its experiment ``full-<name>-<model>`` trained it at the study's ``epochs``; and whether the models'
+    ranking by those settings (mean test error; mean kNN accuracy) is the same at both."""
+    _, rows = exp_rows(exp_show)
+    found = dict(rows[1:])
+    per_model = {}
+    for model in doc["models"]:
+        best = best_working(doc, model)
+        exp = f"{FULL_PREFIX}-{name}-{model}"
+        if best is None or exp not in found:
+            continue
+        full = {k: asdict(v) for k, v in _seeds(found[exp], model).items()}
+        if full:
+            per_model[model] = {"setting": best["key"], "exp": exp, "sweep": best["seeds"], "full": full}
+    means = {when: {by: {m: _mean([v[key] for v in e[when].values()]) for m, e in per_model.items()}
+                    for by, key in (("error", "mse"), ("latent", "knn"))} for when in ("sweep", "full")}
+    ranking = {by: {when: _ranking(means[when][by], by == "latent") for when in ("sweep", "full")}
+               for by in ("error", "latent")}
+    return {"sweep_epochs": sweep_epochs, "epochs": epochs, "models": per_model, "means": means,
+            "ranking": {by: {**r, "holds": r["sweep"] == r["full"]} for by, r in ranking.items()},
+            "finished": finished_span(exp_show, f"{FULL_PREFIX}-{name}-")}
+
+
+def document(params: Params, name: str, models: Sequence[str], sweep_epochs: int, exp_show: list[dict],
+             earlier: dict | None, best_at_full_epochs: bool) -> dict[str, Any]:
+    """reports/<name>.json: the sweep collected from ``exp_show`` (keeping the check of ``earlier``, the file as it
+    was: that check's experiments hang off another baseline commit); or, ``best_at_full_epochs``, ``earlier`` with
+    the check of its best settings at the study's epochs (:func:`full_epochs`) added."""
+    if not best_at_full_epochs:
+        return {**collect(params, name, models, exp_show), "full_epochs": (earlier or {}).get("full_epochs")}
+    if earlier is None:
+        raise ReportError(f"reports/{name}.json: no such file; write the sweep's report before checking its best "
+                          "settings at the study's epochs")
+    return {**earlier, "full_epochs": full_epochs(earlier, name, sweep_epochs, params.train.epochs, exp_show)}
+
