@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from vaelab.core.distributions import DiagonalGaussian
-from vaelab.data.mnist import NUM_CLASSES, batches
+from vaelab.data.mnist import batches
 from vaelab.measures import importance
 from vaelab.models.base import LatentModel
 
