@@ -70,11 +70,11 @@ def test_an_experiment_in_a_temporary_copy_records_into_the_projects_store(pipel
         assert r.info.status == "FINISHED" and r.data.tags["dvc.changed_params"] == "models.vae_bce.beta=2"
         assert r.info.artifact_uri.startswith((project / "mlruns").as_uri())
         assert "outputs" in {a.path for a in client.list_artifacts(r.info.run_id)}
-    # The experiment's models are logged, not registered: the registry's versions and aliases stay the study's.
-    versions = client.search_model_versions("name = 'vaelab-vae_bce'")
-    assert versions and not [v for v in versions if v.tags.get("dvc.exp_name")]
-    champion = client.get_model_version_by_alias("vaelab-vae_bce", "champion")
-    assert "dvc.exp_name" not in client.get_run(champion.run_id).data.tags
+        # The experiment's models are logged, not registered: the registry's versions and aliases stay the study's.
+        (logged,) = client.search_logged_models([experiment.experiment_id],
+                                                filter_string=f"source_run_id = '{r.info.run_id}'")
+        assert logged.name == f"vae_bce-seed{r.data.tags['seed']}"
+    assert not [v for v in client.search_model_versions("name = 'vaelab-vae_bce'") if v.tags.get("dvc.exp_name")]
 
 
 def test_changed_params_lists_only_what_differs() -> None:
