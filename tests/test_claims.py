@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -58,8 +59,8 @@ def recomputed_verdicts(rows: list[dict], alpha: float = 0.05) -> list[str]:
     out = ["inconclusive"] * len(rows)
     for i, p, tost in zip(tested, holm(ps), holm(tosts)):
         mean = rows[i]["mean_difference"]
-        out[i] = ("supported" if p < alpha and mean > 0 else "contradicted" if p < alpha and mean < 0
-                  else "equivalent" if tost < alpha else "inconclusive")
+        out[i] = (("real but negligible" if abs(mean) < rows[i]["margin"] else "supported" if mean > 0
+                   else "contradicted") if p < alpha and mean != 0 else "equivalent" if tost < alpha else "inconclusive")
     return out
 
 
@@ -99,6 +100,45 @@ def test_identical_differences_give_a_point_interval() -> None:
     assert v.interval.low == v.interval.high and v.verdict == "supported"
     tie = judge(KNN, {"vae_bce": runs("latent.knn_accuracy", [0.5] * 2), "ae": runs("latent.knn_accuracy", [0.5] * 2)})
     assert tie.verdict == "equivalent"     # exactly no difference, with no spread: inside any margin
+
+
+def test_a_real_effect_inside_the_margin_is_real_but_negligible() -> None:
+    # Every seed shows +0.005 give or take 0.0005: the interval excludes 0, yet the effect is half the margin.
+    ae = runs(KNN.metric, [0.600, 0.610, 0.620, 0.630, 0.640])
+    small = judge(KNN, {"vae_bce": runs(KNN.metric, [0.6050, 0.6154, 0.6246, 0.6352, 0.6448]), "ae": ae})
+    assert small.interval.low > 0 and small.interval.mean < KNN.margin
+    assert small.verdict == claims.NEGLIGIBLE
+    large = judge(KNN, {"vae_bce": runs(KNN.metric, [0.650, 0.661, 0.669, 0.681, 0.690]), "ae": ae})
+    assert large.verdict == "supported"
+
+
+def test_a_metric_undefined_for_a_model_makes_the_claim_not_applicable() -> None:
+    # A collapsed model's images do not move: its jump ratio is null, and the claim leaves the family.
+    jump = ClaimSpec("continuous", "continuity.jump_ratio", "lower", "vae_bce", "ae", margin=0.05)
+    evals = {"vae_bce": by_seed(runs(jump.metric, [1.5, 1.6, 1.4])), "ae": by_seed(runs(jump.metric, [None] * 3)),
+             "ae2": by_seed(runs(KNN.metric, [0.5, 0.6, 0.55]))}
+    family = judge_all([jump, replace(KNN, baseline="ae2")], {**evals, "vae_bce": {
+        s: {**m, **r} for (s, m), r in zip(evals["vae_bce"].items(), runs(KNN.metric, [0.8, 0.81, 0.79]))}})
+    assert family[0].verdict == claims.NOT_APPLICABLE and family[0].interval.n == 0
+    assert family[1].interval.level == pytest.approx(0.95)     # a family of one: the other claim is not counted
+    assert json.loads(json.dumps(claims_table(family), allow_nan=False))[0]["verdict"] == "not applicable"
+
+
+def test_robustness_judges_each_variant_and_says_whether_the_verdict_holds() -> None:
+    spec = ClaimSpec("continuous", "continuity.real_share", "higher", "vae_bce", "ae", margin=0.05,
+                     variants=["continuity.real_share_q90", "continuity.real_share_q99"])
+    def seeds(main: list[float], q90: list[float], q99: list[float]) -> dict[int, dict]:
+        return by_seed([{"continuity": {"real_share": a, "real_share_q90": b, "real_share_q99": c}}
+                        for a, b, c in zip(main, q90, q99)])
+    evals = {"vae_bce": seeds([0.60, 0.62, 0.61, 0.63], [0.50, 0.52, 0.51, 0.53], [0.90, 0.91, 0.89, 0.92]),
+             "ae": seeds([0.40, 0.41, 0.39, 0.42], [0.30, 0.31, 0.29, 0.32], [0.90, 0.90, 0.91, 0.91])}
+    robust = claims.robustness(spec, evals)
+    assert list(robust) == [spec.metric, *spec.variants]
+    assert [v.verdict for v in robust.values()] == ["supported", "supported", "equivalent"]
+    assert not claims.holds_across(robust)
+    assert claims.holds_across({k: robust[k] for k in list(robust)[:2]})
+    row = claims_table(judge_all([spec], evals), robust=[robust])[0]
+    assert row["holds_across_settings"] is False and row["robustness"]["continuity.real_share_q99"]["verdict"] == "equivalent"
 
 
 def test_lower_is_better_flips_the_sign() -> None:

@@ -38,6 +38,42 @@ def test_a_fragmented_latent_ranks_below_a_smooth_one() -> None:
     assert smooth.path_ratio.median() < 1.2 < broken.path_ratio.median()
 
 
+def test_a_break_persists_when_decoded_finely_and_uneven_speed_does_not() -> None:
+    # Known answers: a decoder that speeds up tenfold in the middle of the path (smooth, uneven) against one with a
+    # cut at z0 = 0.37 (a real break). At 16 points both show a large jump ratio; at 256 only the cut keeps its step.
+    def uneven(z: torch.Tensor) -> torch.Tensor:
+        x = z[:, :1]
+        warped = torch.where(x < 0.45, x, torch.where(x < 0.55, 0.45 + 10 * (x - 0.45), 1.45 + (x - 0.55)))
+        return warped.expand(len(z), PIXELS) / 10
+    cut = lambda z: (z[:, :1] > 0.37).to(torch.float32).expand(len(z), PIXELS) + z[:, :1] / 10  # noqa: E731
+    za, zb = torch.zeros(20, 2), torch.ones(20, 2)
+    assert continuity.path_stats(continuity.paths(uneven, za, zb, 16)).jump_ratio.min() > 3
+    smooth, broken = continuity.persistence(uneven, za, zb, 16), continuity.persistence(cut, za, zb, 16)
+    assert smooth.max() < 0.25 and broken.min() > 0.9
+    assert continuity.break_share(smooth, 0.5) == 0.0 and continuity.break_share(broken, 0.5) == 1.0
+
+
+def test_a_collapsed_decoder_has_no_jump_ratio_and_no_break_share(test_images) -> None:
+    # Every code decodes to the same image: nothing moves, so the ratios are not applicable (None), not 0.
+    images, labels = test_images
+    realness = continuity.Realness.fit(images[:1000], k=5, quantile=0.95)
+    still = lambda z: images[:1].expand(len(z), PIXELS)   # noqa: E731
+    codes = torch.rand(1000, 2, generator=torch.Generator().manual_seed(6))
+    a, b, same = continuity.fixed_pairs(labels[:1000], 10, seed=0)
+    out = continuity.path_metrics(still, lambda x: x, realness, codes[a], codes[b], same, 8)
+    assert out["jump_ratio"] is None and out["jump_ratio_same"] is None and out["break_share"] is None
+    assert out["real_share"] in (0.0, 1.0)
+
+
+def test_the_realness_quantile_orders_its_variants(test_images) -> None:
+    images, _ = test_images
+    realness = continuity.Realness.fit(images[:1000], k=5, quantile=0.95, others=(0.90, 0.99))
+    shares = {k: v.to(torch.float32).mean().item() for k, v in realness.is_real_at_others(images[1000:]).items()}
+    assert set(shares) == {"", "_q90", "_q99"}
+    assert shares["_q90"] <= shares[""] <= shares["_q99"]
+    assert torch.equal(realness.is_real_at_others(images[1000:])[""], realness.is_real(images[1000:]))
+
+
 def test_an_evenly_spaced_path_has_jump_ratio_one() -> None:
     line = lambda z: z[:, :1].expand(len(z), PIXELS) / 10   # noqa: E731 - linear in z: equal steps
     st = continuity.path_stats(continuity.paths(line, torch.zeros(3, 2), torch.ones(3, 2), 9))
@@ -88,11 +124,14 @@ def test_path_and_grid_metrics_are_shares_and_ratios(test_images) -> None:
     ident = lambda x: x   # noqa: E731
     out = continuity.path_metrics(smooth_decoder(), ident, realness, codes[a], codes[b], same, 8)
     assert set(out) >= {"jump_ratio", "jump_ratio_median", "path_ratio_median", "real_share", "jump_ratio_same",
-                        "real_share_different"}
+                        "real_share_different", "real_share_q90", "real_share_q99", "break_share", "break_share_p25",
+                        "break_share_p75"}
+    assert 0 <= out["break_share_p75"] <= out["break_share"] <= out["break_share_p25"] <= 1
     assert out["jump_ratio"] >= 1 and 0 <= out["real_share"] <= 1
     grid = continuity.grid_metrics(smooth_decoder(), ident, realness, codes, 8)
     assert 0 <= grid["own_real_share"] <= 1
     assert grid["empty_share"] == pytest.approx(grid["empty_real_share"] + grid["empty_unreal_share"])
+    assert {"empty_excess_g10", "empty_excess_g40"} <= set(grid)
 
 
 def test_empty_floor_explains_a_round_cloud_and_not_a_broken_one() -> None:

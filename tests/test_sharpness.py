@@ -53,3 +53,16 @@ def test_the_group_has_every_row(digits) -> None:
             "sample_gradient"} <= set(out)
     assert not any(k.startswith("data_") for k in out)   # the test images' own row: the references stage's
     assert "sample_midgrey" not in sharpness.sharpness_group(digits, digits, None)
+
+
+def test_blur_raises_the_background_far_from_ink_at_every_distance(digits) -> None:
+    # Known answer: the same digits blurred (sigma 1.5, a 7-pixel kernel) carry grey farther than 1, 2 and 3 px
+    # from their own ink; the data does not. The grid group reports the same statistics for decoded tiles.
+    soft = blurred(digits, 1.5)
+    for margin in (1, 2, 3):
+        assert sharpness.background(soft, margin) > sharpness.background(digits, margin) + 0.002
+    assert sharpness.background(soft, 1) > sharpness.background(soft, 3)   # nearer the ink, more of the blur
+    tiles = sharpness.grid_group(soft)
+    assert set(tiles) == {"grid_background_own", "grid_background_own_m1", "grid_background_own_m3", "grid_midgrey"}
+    assert tiles["grid_background_own"] == pytest.approx(sharpness.background(soft))
+    assert {"sample_background_own_m1", "sample_background_own_m3"} <= set(sharpness.sharpness_group(soft, digits, soft))

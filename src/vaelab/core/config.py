@@ -178,6 +178,9 @@ class ClaimSpec:
     # The margin of practical equivalence, in the metric's units: a difference within ± margin does not matter.
     margin: float = field(metadata={"check": (lambda v: v > 0), "expect": "a finite number > 0"})
     why: str = ""                       # why the metric tests the claim (the report prints it)
+    # The same quantity at other values of the measure's free settings (other dotted keys): the verdict is
+    # recomputed with each, so that the report shows whether it holds across them.
+    variants: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ class References:
 
     def save(self, path: Path) -> None:
         save_bytes({"format": FORMAT, **self.samples.tensors(), "realness_k": self.realness.k,
-                    "realness_threshold": self.realness.threshold}, path)
+                    "realness_threshold": self.realness.threshold,
+                    "realness_others": [list(pair) for pair in self.realness.others]}, path)
 
     @classmethod
     def load(cls, path: Path) -> "References":
@@ -41,7 +42,8 @@ class References:
         if not isinstance(saved, dict) or saved.get("format") != FORMAT:
             raise CheckpointError(f"{path}: not a {FORMAT} file; run `dvc repro references`")
         real = RealReference(saved["features"], saved["precision_radii"], saved["density_radii"])
-        return cls(real, Realness(real.features, saved["realness_k"], saved["realness_threshold"]))
+        others = tuple((float(q), float(t)) for q, t in saved.get("realness_others", []))
+        return cls(real, Realness(real.features, saved["realness_k"], saved["realness_threshold"], others))
 
 
 def of_images(judge: torch.nn.Module, test_images: torch.Tensor, cfg: EvaluateConfig) -> References:

@@ -3,7 +3,7 @@
 Squared error rewards blur (a blurred digit is a safe bet), so it cannot test "BCE gives sharper digits". Three
 statistics of the images themselves, each also computed on the test data as the reference row:
 
-- **background**: the mean intensity on background pixels. For a reconstruction, the pixels that are 0 in its
+- **background**: the mean intensity on background pixels (on reconstructions, prior samples and decoded grids). For a reconstruction, the pixels that are 0 in its
   input (:func:`background_on`); for images with no paired input (prior samples, the data itself), the pixels
   more than :data:`MARGIN` pixels (in the max-norm) from every stroke pixel (> 0.5) of the image
   (:func:`background_mask`), a definition applied alike to data, reconstructions and samples.
@@ -22,6 +22,7 @@ from torch import Tensor
 SIDE = 28
 STROKE = 0.5       # a pixel above this is ink
 MARGIN = 2         # background for unpaired images: farther than this many pixels from any ink
+OTHER_MARGINS = (1, 3)  # the same at these distances (``background_own_m1``..): each claim's robustness check
 GREY = (0.1, 0.9)  # a mid-grey pixel lies in this closed range
 
 
@@ -34,9 +35,9 @@ def _dilate(mask: Tensor, radius: int) -> Tensor:
     return F.max_pool2d(mask.to(torch.float32), 2 * radius + 1, stride=1, padding=radius) > 0
 
 
-def background_mask(images: Tensor) -> Tensor:
-    """[N, 784] bool: pixels farther than MARGIN pixels from every ink pixel of the same image."""
-    return ~_dilate(_square(images) > STROKE, MARGIN).reshape(len(images), -1)
+def background_mask(images: Tensor, margin: int = MARGIN) -> Tensor:
+    """[N, 784] bool: pixels farther than ``margin`` pixels from every ink pixel of the same image."""
+    return ~_dilate(_square(images) > STROKE, margin).reshape(len(images), -1)
 
 
 def _masked_mean(values: Tensor, mask: Tensor) -> float:
@@ -49,9 +50,9 @@ def background_on(images: Tensor, inputs: Tensor) -> float:
     return _masked_mean(images, inputs == 0)
 
 
-def background(images: Tensor) -> float:
+def background(images: Tensor, margin: int = MARGIN) -> float:
     """Mean intensity on each image's own background (:func:`background_mask`), for unpaired images."""
-    return _masked_mean(images, background_mask(images))
+    return _masked_mean(images, background_mask(images, margin))
 
 
 def midgrey_share(images: Tensor) -> float:
@@ -80,9 +81,12 @@ def stroke_gradient(images: Tensor) -> float:
 
 def statistics(images: Tensor, inputs: Tensor | None = None) -> dict[str, float]:
     """``background`` (on the inputs' zero pixels when given, else on each image's own background),
-    ``background_own`` (always the latter, so that every row compares), ``midgrey`` and ``gradient``."""
+    ``background_own`` (always the latter, so that every row compares; ``background_own_m1``.. at OTHER_MARGINS),
+    ``midgrey`` and ``gradient``."""
     out = {"background": background_on(images, inputs) if inputs is not None else background(images),
-           "background_own": background(images), "midgrey": midgrey_share(images), "gradient": stroke_gradient(images)}
+           "background_own": background(images),
+           **{f"background_own_m{m}": background(images, m) for m in OTHER_MARGINS},
+           "midgrey": midgrey_share(images), "gradient": stroke_gradient(images)}
     return out
 
 
@@ -94,3 +98,9 @@ def sharpness_group(reconstructions: Tensor, inputs: Tensor, samples: Tensor | N
     if samples is not None:
         out.update({f"sample_{k}": v for k, v in statistics(samples).items() if k != "background_own"})
     return out
+
+
+def grid_group(tiles: Tensor) -> dict[str, float]:
+    """``grid_*`` of the JSON group ``sharpness``: the decoded latent grid's own background (at MARGIN and
+    OTHER_MARGINS) and mid-grey share: the pictures the post was describing."""
+    return {f"grid_{k}": v for k, v in statistics(tiles).items() if k.startswith("background_own") or k == "midgrey"}

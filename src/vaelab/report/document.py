@@ -80,6 +80,7 @@ def read_inputs(params: Params, root: Path) -> Inputs:
     evals = {m: per_seed(at.eval_metrics(m), seeds[m]) for m in names}
     verdicts = claims.judge_all(params.claims, evals)
     forks = [{role: claims.alternatives(spec, evals, role) for role in ("model", "baseline")} for spec in params.claims]
+    robust = [claims.robustness(spec, evals) for spec in params.claims]
     judge = at.judge_metrics
     post = {m: text for m, text in params.report.post_ae.items() if m in params.models}
     inference = read_json(at.inference_metrics) if params.inference.models else {}
@@ -92,7 +93,7 @@ def read_inputs(params: Params, root: Path) -> Inputs:
                   "study/sigma.png" if sigma_histories(params, root) else None, fixed, quadrants, baselines,
                   read_json(at.references_metrics),
                   read_json(at.collapse_metrics) if set(params.collapse.models) & set(params.models) else {},
-                  read_json(at.sweep_report("tuning")))
+                  read_json(at.sweep_report("tuning")), robust)
 
 
 PLOTTED = ("test_loss", "test_mse")  # the history columns `dvc plots` draws (every model's history has them)
@@ -140,4 +141,4 @@ def write(params: Params, inputs: Inputs, root: Path, staged: Path) -> None:
     image = lambda rel: ((reports / rel) if (reports / rel).exists() else (root / "reports" / rel)).read_bytes()
     write_atomic(reports / "report.html", render_html(TITLE, blocks, image))
     write_atomic(Layout(staged).all_histories, all_histories_csv(params, root))
-    write_json(Layout(staged).claims, claims.claims_table(inputs.verdicts, inputs.forks))
+    write_json(Layout(staged).claims, claims.claims_table(inputs.verdicts, inputs.forks, inputs.robust))

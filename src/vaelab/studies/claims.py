@@ -21,10 +21,12 @@ from vaelab.core.config import ClaimSpec, flatten
 from vaelab.core.errors import ReportError
 from vaelab.core.stats import Interval
 
-__all__ = ["ClaimSpec", "Verdict", "VERDICTS", "ALPHA", "RULE", "judge", "judge_all", "alternatives",
-           "claims_table", "seed_spread"]
+__all__ = ["ClaimSpec", "Verdict", "VERDICTS", "NEGLIGIBLE", "NOT_APPLICABLE", "ALPHA", "RULE", "judge", "judge_all",
+           "alternatives", "robustness", "holds_across", "claims_table", "seed_spread"]
 
-VERDICTS = ("supported", "contradicted", "equivalent", "inconclusive")
+NEGLIGIBLE = "real but negligible"
+NOT_APPLICABLE = "not applicable"
+VERDICTS = ("supported", "contradicted", NEGLIGIBLE, "equivalent", "inconclusive", NOT_APPLICABLE)
 ALPHA = 1 - stats.LEVEL        # 0.05: the family-wise error rate of the claims' tests
 SE_SUFFIX = "_se"              # a per-seed metric's image-level standard error sits beside it under this suffix
 RULE = ("each seed both models have gives one difference, model minus comparator on the claim's metric, signed so "
@@ -34,12 +36,15 @@ RULE = ("each seed both models have gives one difference, model minus comparator
         "the same for every seed, so their noise does not show in s; adding both ignores their positive "
         "correlation, which makes SE larger, not smaller); n − 1 degrees of freedom. "
         f"**supported** / **contradicted**: the two-sided t-test of d = 0 rejects at {ALPHA:g} after Holm's "
-        "step-down correction over the claims of params.yaml (adjusted p < 0.05), d > 0 / d < 0; the interval shown "
+        "step-down correction over the claims of params.yaml (adjusted p < 0.05), d > 0 / d < 0, and |d| is at least "
+        "the claim's margin (**real but negligible**: it rejects, but |d| lies within the margin); the interval shown "
         "is the one of Holm's step for that claim, at level 1 − 0.05/(m − r + 1) for the claim ranked r of m by "
         "p-value. **equivalent**: otherwise, when the two one-sided tests (TOST) against ± the claim's margin of "
         "practical equivalence both reject at 0.05 after the same Holm correction: the difference is shown to be "
-        "smaller than the margin. **inconclusive**: neither, or fewer than 2 shared seeds. The verdicts against "
-        "the other models (forking paths) use the same rule at 95% without correction and are not in the family.")
+        "smaller than the margin. **inconclusive**: neither, or fewer than 2 shared seeds. **not applicable**: the "
+        "metric is undefined for a model (null: a jump ratio of a collapsed model, whose images do not move); such a "
+        "claim leaves the family. The verdicts against the other models (forking paths) and at the measure's other "
+        "settings (robustness) use the same rule at 95% without correction and are not in the family.")
 @dataclass(frozen=True)
 class Verdict:
     """One claim judged: the per-seed differences (positive = the claim holds), the tests, interval and verdict."""
@@ -59,9 +64,11 @@ class Verdict:
     image_se: tuple[float, float] = (0.0, 0.0)  # the two models' image-level standard errors in SE (0: none)
 
 
-def _values(spec: ClaimSpec, role: str, per_seed: Mapping[str, Sequence[Mapping]]) -> tuple[list[float], list[float]]:
+def _values(spec: ClaimSpec, role: str, per_seed: Mapping[str, Sequence[Mapping]]
+            ) -> tuple[list[float] | None, list[float]]:
     """The claim's metric for ``role`` ("model" or "baseline"), one value per seed, and its image-level standard
-    errors where recorded (else empty), or a ReportError naming the claim, model and key."""
+    errors where recorded (else empty); None when a seed records it as null (not applicable); or a ReportError
+    naming the claim, model and key."""
     model = getattr(spec, role)
     where = f"claim {spec.claim!r}"
     if model not in per_seed:
@@ -79,6 +86,8 @@ def _values(spec: ClaimSpec, role: str, per_seed: Mapping[str, Sequence[Mapping]
             if key not in flat:
                 continue
             value = flat[key]
+            if value is None and key == spec.metric:
+                return None, []   # undefined for this model (e.g. collapsed): the claim does not apply
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ReportError(f"{where}: {role} {model!r} {key} = {value!r} (seed #{i}): expected a finite "
                                   "number")
@@ -118,6 +127,9 @@ def _compare(spec: ClaimSpec, per_seed: Mapping[str, Sequence[Mapping]]) -> Verd
     if spec.better not in ("higher", "lower"):
         raise ReportError(f"claim {spec.claim!r}: better = {spec.better!r}: expected 'higher' or 'lower'")
     (model, se_m), (baseline, se_b) = _values(spec, "model", per_seed), _values(spec, "baseline", per_seed)
+    if model is None or baseline is None:
+        return Verdict(spec, (), Interval(math.nan, math.nan, math.nan, 0), NOT_APPLICABLE, tuple(model or ()),
+                       tuple(baseline or ()))
     if len(model) != len(baseline):
         raise ReportError(f"claim {spec.claim!r}: {len(model)} seeds for model {spec.model!r} but {len(baseline)} "
                           f"for baseline {spec.baseline!r}: a paired comparison needs the same seeds")
@@ -140,8 +152,8 @@ def _decide(v: Verdict, p_holm: float, tost_holm: float, level: float) -> Verdic
     if n < 2:
         return replace(v, interval=Interval(mean, math.nan, math.nan, n, level))
     half = stats.t_quantile(1 - (1 - level) / 2, n - 1) * v.se
-    verdict = ("supported" if p_holm < ALPHA and mean > 0 else "contradicted" if p_holm < ALPHA and mean < 0
-               else "equivalent" if tost_holm < ALPHA else "inconclusive")
+    verdict = ((NEGLIGIBLE if abs(mean) < v.spec.margin else "supported" if mean > 0 else "contradicted")
+               if p_holm < ALPHA and mean != 0 else "equivalent" if tost_holm < ALPHA else "inconclusive")
     return replace(v, interval=Interval(mean, mean - half, mean + half, n, level), verdict=verdict,
                    p_holm=p_holm, tost_p_holm=tost_holm)
 
@@ -195,13 +207,30 @@ def alternatives(spec: ClaimSpec, evals: Mapping[str, Mapping[int, Mapping]], ro
     return out
 
 
+def robustness(spec: ClaimSpec, evals: Mapping[str, Mapping[int, Mapping]]) -> dict[str, Verdict]:
+    """The claim judged alone (95%, uncorrected) with its own metric and with each of its ``variants`` (the same
+    quantity at other values of the measure's free settings), keyed by metric: a verdict that changes across them
+    depends on a setting, and the report says so."""
+    seeds, paired = _paired(spec, evals)
+    out = {}
+    for metric in (spec.metric, *spec.variants):
+        if all(metric in flatten(m) for rows in paired.values() for m in rows):
+            out[metric] = replace(judge(replace(spec, metric=metric), paired), seeds=seeds)
+    return out
+
+
+def holds_across(verdicts: Mapping[str, Verdict]) -> bool:
+    """Whether every setting's verdict (:func:`robustness`) is the same."""
+    return len({v.verdict for v in verdicts.values()}) <= 1
+
+
 def _json_number(x: float) -> float | None:
     return x if math.isfinite(x) else None   # JSON has no NaN: an undefined bound is null
 
 
 def _row(v: Verdict) -> dict[str, Any]:
     return {"n_seeds": v.interval.n, "seeds": list(v.seeds), "differences": list(v.differences),
-            "mean_difference": v.interval.mean, "se": _json_number(v.se),
+            "mean_difference": _json_number(v.interval.mean), "se": _json_number(v.se),
             "model_image_se": v.image_se[0], "baseline_image_se": v.image_se[1],
             "p_value": _json_number(v.p_value), "p_holm": _json_number(v.p_holm),
             "tost_p": _json_number(v.tost_p), "tost_p_holm": _json_number(v.tost_p_holm),
@@ -209,19 +238,22 @@ def _row(v: Verdict) -> dict[str, Any]:
             "verdict": v.verdict}
 
 
-def claims_table(verdicts: Sequence[Verdict], forks: Sequence[Mapping[str, Mapping[str, Verdict]]] = ()
-                 ) -> list[dict[str, Any]]:
+def claims_table(verdicts: Sequence[Verdict], forks: Sequence[Mapping[str, Mapping[str, Verdict]]] = (),
+                 robust: Sequence[Mapping[str, Verdict]] = ()) -> list[dict[str, Any]]:
     """One JSON-ready row per claim for metrics/claims.json (undefined numbers are null); ``forks[i]`` maps a role
-    ("model", "baseline") to :func:`alternatives` of claim i."""
+    ("model", "baseline") to :func:`alternatives` of claim i; ``robust[i]`` is :func:`robustness` of claim i."""
     rows = []
     for i, v in enumerate(verdicts):
         row = {"claim": v.spec.claim, "metric": v.spec.metric, "why": v.spec.why, "better": v.spec.better,
                "model": v.spec.model, "baseline": v.spec.baseline, "margin": v.spec.margin,
                "model_values": list(v.model_values), "baseline_values": list(v.baseline_values), **_row(v)}
+        keep = ("n_seeds", "mean_difference", "p_value", "level", "ci_low", "ci_high", "verdict")
         if i < len(forks):   # the forking paths, briefly: their per-seed numbers are in metrics/eval/
-            keep = ("n_seeds", "mean_difference", "p_value", "level", "ci_low", "ci_high", "verdict")
             row["alternatives"] = {role: {m: {k: _row(a)[k] for k in keep} for m, a in alts.items()}
                                    for role, alts in forks[i].items()}
+        if i < len(robust):
+            row["robustness"] = {m: {k: _row(a)[k] for k in keep} for m, a in robust[i].items()}
+            row["holds_across_settings"] = holds_across(robust[i])
         rows.append(row)
     return rows
 

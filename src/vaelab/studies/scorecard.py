@@ -25,12 +25,15 @@ JSON layout of one seed (nats per image unless said otherwise; keys a model cann
                                                       #   models.latent_grid the judge calls a digit with confidence
                     own_real_share, empty_share,      #   the grid over the model's own 1–99% code quantiles: the
                     empty_real_share, empty_unreal_share  # share of real-looking tiles, of cells with no test code
-                    empty_floor, empty_excess         #   (and the share a Gaussian cloud of the codes' shape leaves, and the rest)
+                    empty_floor, empty_excess(_g10..)  # (and the share a Gaussian cloud of the codes' shape leaves, and the rest)
     continuity:     jump_ratio, jump_ratio_median,    # unconditional models (vaelab.measures.continuity): straight paths
                     path_ratio_median, real_share,    #   between the codes of fixed test pairs, decoded; _different
-                    jump_ratio_different, ...         #   and _same split the pairs by digit
-    sharpness:      recon_*, sample_*                 # background, background_own, midgrey, gradient of the
-                                                      #   reconstructions, prior samples and test images (vaelab.measures.sharpness)
+                    jump_ratio_different, ...         #   and _same split the pairs by digit; real_share_q90.. at other
+                    break_share(_p25, _p75)           #   realness quantiles; breaks that persist when decoded finely
+                                                      #   (jump ratios are null for a collapsed model)
+    sharpness:      recon_*, sample_*, grid_*         # background, background_own(_m1, _m3), midgrey, gradient of the
+                                                      #   reconstructions, prior samples, the decoded latent grid
+                                                      #   and test images (vaelab.measures.sharpness)
     conditional:    accuracy, bayes_accuracy          # conditional models with a prior
     style:          label_accuracy, slant_z_share,    # conditional models with a prior (vaelab.measures.style): codes
                     width_z_share                     #   decoded under every label
@@ -226,6 +229,11 @@ class Context:
         """The prior samples of sample quality and sharpness (the same draws for both); None without a prior."""
         return self.model.prior_images(self.cfg.sample_images, self.generator(), metrics.DECODER_ROWS)
 
+    @functools.cached_property
+    def tiles(self) -> torch.Tensor:
+        """The decoded latent grid of ``models.latent_grid`` (2-d unconditional latents): the post's picture."""
+        return self.decode(self.model.latent_grid(self.cfg.grid_size))
+
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return decoded(self.model, z, y)
 
@@ -267,8 +275,7 @@ def _saturation(c: Context) -> dict:
 
 def _grid(c: Context) -> dict:
     """The decoded latent grid's confident share, and the grid over the model's own codes (realness, empty areas)."""
-    tiles = c.model.mean_image(c.model.latent_grid(c.cfg.grid_size).to(c.model.device))
-    out = {"confident_fraction": metrics.confident_fraction(judges.predict_proba(c.judge, tiles), c.cfg.threshold)}
+    out = {"confident_fraction": metrics.confident_fraction(judges.predict_proba(c.judge, c.tiles), c.cfg.threshold)}
     return {**out, **continuity.grid_metrics(c.decode, c.features, c.realness, c.z_test, c.cfg.grid_size)}
 
 
@@ -349,6 +356,7 @@ MEASURES: tuple[Measure, ...] = (
     Measure("conditional", CONDITIONAL_PRIOR, _conditional),
     Measure("style", CONDITIONAL_PRIOR, _style),
     Measure("sharpness", ANY, _sharpness),
+    Measure("sharpness", Needs(conditional=False, latent_2d=True), lambda c: sharpness.grid_group(c.tiles)),
     Measure("grey8bit", Needs(prior=True, conditional=False, density=True), _grey8bit),
     Measure("grey8bit_exact", Needs(prior=True, conditional=False, latent_2d=True, density=True), _grey8bit_exact),
     Measure("binarized", Needs(prior=True, conditional=False, binary=True), _binarized),
@@ -388,7 +396,9 @@ def score(model: LatentModel, judge: torch.nn.Module, train: Split, tests: TestS
 
 
 def mean_over_seeds(per_seed: list[dict]) -> dict:
-    """The mean of every (nested) metric over seeds, in the same layout."""
-    first = per_seed[0]
-    return {k: mean_over_seeds([m[k] for m in per_seed]) if isinstance(v, dict) else sum(m[k] for m in per_seed) / len(per_seed)
-            for k, v in first.items()}
+    """The mean of every (nested) metric over seeds, in the same layout (None where a seed has None: not applicable)."""
+    def mean(values: list) -> float | None:
+        return None if any(v is None for v in values) else sum(values) / len(values)
+
+    return {k: mean_over_seeds([m[k] for m in per_seed]) if isinstance(v, dict) else mean([m[k] for m in per_seed])
+            for k, v in per_seed[0].items()}

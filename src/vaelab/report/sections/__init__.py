@@ -29,7 +29,7 @@ def report_blocks(inp: Inputs) -> list[Block]:
              "figure that does not apply to a model (an AE has no KL term and no prior to sample) or that its "
              "evaluation does not measure."),
         Contents(),
-        *claims_blocks(inp.verdicts, inp.forks, inp.models),
+        *claims_blocks(inp.verdicts, inp.forks, inp.models, inp.robust),
         Heading("The data"), Image("study/data.png", "MNIST training images"),
         *figure_blocks(inp),
         *post_ae_blocks(inp),

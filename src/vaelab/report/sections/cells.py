@@ -35,6 +35,7 @@ class Inputs:
     references: dict = field(default_factory=dict)            # metrics/references.json: the same for every model
     collapse: dict = field(default_factory=dict)              # metrics/collapse.json: the post's AE's first steps
     tuning: dict = field(default_factory=dict)                # reports/tuning.json: the `tuning` sweep's document
+    robust: list[dict[str, claims.Verdict]] = field(default_factory=list)  # per claim: metric -> verdict alone (95%)
 
 
 

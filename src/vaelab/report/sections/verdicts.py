@@ -43,8 +43,18 @@ def fork_table(verdicts: list[claims.Verdict], forks: list[dict[str, dict[str, c
 
 
 
+def robustness_table(verdicts: list[claims.Verdict], robust: list[dict[str, claims.Verdict]]) -> Table:
+    """One row per claim with variants: its verdict alone (95%, uncorrected) with its metric and with each variant."""
+    rows = [[f"{i + 1}. {v.spec.claim}", "; ".join(f"`{m}`: {_fork_cell(r)}" for m, r in robust[i].items()),
+             "yes" if claims.holds_across(robust[i]) else "**no: depends on the setting**"]
+            for i, v in enumerate(verdicts) if i < len(robust) and len(robust[i]) > 1]
+    return Table(["claim", "verdict alone (95%) at each setting", "holds across settings"], rows)
+
+
+
 def claims_blocks(verdicts: list[claims.Verdict], forks: list[dict[str, dict[str, claims.Verdict]]] | None = None,
-                  models: list[str] | None = None) -> list[Block]:
+                  models: list[str] | None = None, robust: list[dict[str, claims.Verdict]] | None = None
+                  ) -> list[Block]:
     rows = [[f"{i + 1}. {v.spec.claim}", f"`{v.spec.metric}` ({v.spec.better} is better): {v.spec.why}",
              f"{model_label(v.spec.model)} vs {model_label(v.spec.baseline)} (n = {v.interval.n})",
              *_claim_numbers(v), f"{100 * v.interval.level:.2f}".rstrip("0").rstrip(".") + "%", _margin(v), f"**{v.verdict}**"]
@@ -54,6 +64,13 @@ def claims_blocks(verdicts: list[claims.Verdict], forks: list[dict[str, dict[str
         Para(f"Rule: {claims.RULE} Also in `metrics/claims.json`."),
         Table(["claim", "metric, and why it tests the claim", "model vs comparator", "per-seed differences",
                "mean and interval", "level (Holm)", "margin", "verdict"], rows)]
+    if robust and any(len(r) > 1 for r in robust):
+        blocks += [
+            Para("**Robustness to the measures' free settings.** Each claim with variants in params.yaml is judged "
+                 "alone (95%, no correction) with its own metric and with the same quantity at other settings of "
+                 "its measure (the realness quantile, the persistence level of a break, the grid size, the distance "
+                 "from ink). A claim whose verdict changes across them depends on the setting."),
+            robustness_table(verdicts, robust)]
     if forks and models:
         blocks += [
             Para("**Forking paths.** Each claim's comparator is fixed in params.yaml. Below, the same rule (95%, no "
