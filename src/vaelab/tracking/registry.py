@@ -35,7 +35,8 @@ def log_model(run_id: str, checkpoint: Path, example: Any, name: str, registered
     import mlflow
     import mlflow.pyfunc
     import numpy as np
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature
+    from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 
     import vaelab
 
@@ -47,7 +48,11 @@ def log_model(run_id: str, checkpoint: Path, example: Any, name: str, registered
                 name=name, python_model=str(Path(__file__).with_name("pyfunc_model.py")),
                 artifacts={"checkpoint": str(checkpoint)},
                 code_paths=[str(Path(vaelab.__file__).parent)], input_example=x,
-                signature=infer_signature(x, np.zeros((len(x), 784), dtype=np.float32)),
+                signature=ModelSignature(
+                    # Any width: images for reconstruct/encode, codes for decode, one column for sample.
+                    inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1))]),
+                    outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1))]),
+                    params=ParamSchema([ParamSpec("method", "string", "reconstruct"), ParamSpec("seed", "long", 0)])),
                 pip_requirements=[f"torch=={_version('torch')}", f"mlflow=={_version('mlflow')}", "numpy"])
         client().set_tag(run_id, MODEL_ID_TAG, info.model_id)
         if registered_name is None:
