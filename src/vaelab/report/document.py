@@ -93,7 +93,8 @@ def read_inputs(params: Params, root: Path) -> Inputs:
                   "study/sigma.png" if sigma_histories(params, root) else None, fixed, quadrants, baselines,
                   read_json(at.references_metrics),
                   read_json(at.collapse_metrics) if set(params.collapse.models) & set(params.models) else {},
-                  read_json(at.sweep_report("tuning")), robust)
+                  read_json(at.sweep_report("tuning")), robust,
+                  {k: getattr(params.evaluate, k) for k in ("iwae_samples", "binarized_iwae_samples")})
 
 
 PLOTTED = ("test_loss", "test_mse")  # the history columns `dvc plots` draws (every model's history has them)

@@ -114,6 +114,9 @@ def study_model(params: Params, name: str, root: Path) -> ModelGaps:
     result = {
         "images": cfg.images,
         "image_set": image_sets.set_id("exact", cfg.images, set_seed, total),
+        # What the numbers are a likelihood of: the pixels the model is scored on, whether its decoder is a density
+        # on them (a Bernoulli on grey pixels is not), and whether it is given the label (then −log p(x|y)).
+        "pixels": model.space.name, "density": bool(getattr(lik, "density", False)), "given_label": model.conditional,
         "log_px": summary(log_px),
         "exact_converged": converged.to(torch.float32).mean().item(),
         "exact_max_error": error.max().item(),

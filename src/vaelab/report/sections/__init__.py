@@ -39,12 +39,17 @@ def report_blocks(inp: Inputs) -> list[Block]:
         *quadrant_blocks(inp),
         *tuning_blocks(inp),
         Heading("Training"), Image("study/test_loss.png", "test loss per epoch"), Para(LOSS_CAPTION, italic=True),
-        Heading("Final losses"), Para("Read from `metrics/train/<model>.json` (last epoch)."),
+        Heading("Final losses"),
+        Para("Read from `metrics/train/<model>.json` (last epoch). Each model's own loss on its own pixels (grey, "
+             "dequantised or binarised, `models.<name>.data`): a row compares numbers of different quantities across "
+             "columns. `test.mse` is the squared error against the model's own pixels too (a binarised model's "
+             "against binary targets); the one squared error on the same grey test images for every model is "
+             "`reconstruction.mse_per_image` (\"Evaluation\")."),
         interval_table(inp.train, inp.models),
         Heading("Evaluation"),
         Para("Read from `metrics/eval/<model>.json`. `reconstruction.*`: squared error of the decoded posterior "
              "mean; `elbo.*`, `iwae.nll`: nats per image under the model's own decoder (not comparable across "
-             "decoders); `latent.*`: kNN digit accuracy and silhouette of the test codes; `grid.confident_fraction`: "
+             "decoders); `latent.*`: kNN digit accuracy, silhouette and trustworthiness of the test codes; `grid.confident_fraction`: "
              "share of the decoded latent grid the judge calls a digit with confidence. Conditional models are "
              "scored given the true label (`elbo.*`, `iwae.nll_given_y` bound −log p(x|y)); `iwae.nll_marginal`, "
              "−log p(x) over the ten labels, is the one comparable with `iwae.nll`; `conditional.accuracy`: share "

@@ -36,6 +36,7 @@ class Inputs:
     collapse: dict = field(default_factory=dict)              # metrics/collapse.json: the post's AE's first steps
     tuning: dict = field(default_factory=dict)                # reports/tuning.json: the `tuning` sweep's document
     robust: list[dict[str, claims.Verdict]] = field(default_factory=list)  # per claim: metric -> verdict alone (95%)
+    settings: dict[str, object] = field(default_factory=dict)  # the `evaluate` params that headings print (K, ..)
 
 
 

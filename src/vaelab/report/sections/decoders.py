@@ -14,21 +14,23 @@ from vaelab.report.sections.cells import Inputs, interval_cells, mean_ci_of, ref
 from vaelab.viz.model_figures import model_label
 
 # The "Which decoder?" tables: (title, the JSON group whose image set the table uses, [(heading, metric key)]).
-# One table per image set: numbers of different sets never share a table.
+# One table per image set: numbers of different sets never share a table. A title's {key} prints that `evaluate`
+# param's value.
 DECODER_TABLES = [
-    ("Likelihood (IWAE bound, K = evaluate.iwae_samples)", "grey8bit", [
+    ("Likelihood of the dequantised test images (IWAE bound, K = {iwae_samples})", "grey8bit", [
         ("bits/dim, IWAE (8-bit, dequantised)", "grey8bit.bits_per_dim"),
         ("−log p(x), IWAE (nats)", "grey8bit.nll"), ("KL (bits)", "elbo.kl_bits")]),
-    ("Exact likelihood beside its bound, on the same images", "grey8bit_exact", [
+    ("Exact likelihood of the dequantised test images beside its bound (K = {iwae_samples}), on the same images",
+     "grey8bit_exact", [
         ("bits/dim, exact (quadrature)", "grey8bit_exact.exact_bits_per_dim"),
         ("bits/dim, IWAE", "grey8bit_exact.iwae_bits_per_dim"),
         ("IWAE − exact (nats)", None),
         ("quadrature converged (share)", "grey8bit_exact.exact_converged"),
         ("largest error estimate (nats)", "grey8bit_exact.exact_max_error"),
         ("largest change at tighter settings (nats)", "grey8bit_exact.tight_max_diff")]),
-    ("The binarised track: IWAE bound, K = evaluate.binarized_iwae_samples", "binarized", [
+    ("The binarised track: IWAE bound, K = {binarized_iwae_samples}", "binarized", [
         ("binarised NLL, IWAE (nats)", "binarized.iwae_nll")]),
-    ("The binarised track: exact beside its bound, on the same images", "binarized_exact", [
+    ("The binarised track: exact beside its bound (K = {iwae_samples}), on the same images", "binarized_exact", [
         ("binarised NLL, exact (nats)", "binarized_exact.exact_nll"),
         ("binarised NLL, IWAE (nats)", "binarized_exact.iwae_nll"),
         ("quadrature converged (share)", "binarized_exact.exact_converged"),
@@ -80,7 +82,8 @@ def decoder_blocks(inp: Inputs) -> list[Block]:
              "**binarised NLL**: nats per image on one fixed binarisation of the test set (the `binarize` stage). "
              "**FID, KID, precision, density, coverage**: decoded prior samples against the test images in the "
              "judge's features, beside the same numbers for as many training images (real against real: the floor "
-             "a perfect sampler would reach); recall is left out, being ≈ 0 for every 2-D latent (see "
+             "a perfect sampler would reach); KID is the unbiased squared MMD with the cubic polynomial kernel in "
+             "those features (no unit; 0 for the same distribution); recall is left out, being ≈ 0 for every 2-D latent (see "
              "`vaelab.measures.sample_quality`).")]
     for title, group, columns in DECODER_TABLES:
         models = [m for m in generative if any(key and mean_ci_of(inp, m, key) for _, key in columns)]
@@ -94,7 +97,7 @@ def decoder_blocks(inp: Inputs) -> list[Block]:
             labels.append("training images (real vs real; measured once)")
             for column, (_, key) in zip(cells, columns):
                 column.append(reference_cell(inp, key.replace("samples.", "samples_reference.")))
-        blocks += [Para(f"**{title}.** Image set {image_set_name(inp, group, models)}."),
+        blocks += [Para(f"**{title.format(**inp.settings)}.** Image set {image_set_name(inp, group, models)}."),
                    Table(["model", *(h for h, _ in columns)],
                          [[label, *(column[i] for column in cells)] for i, label in enumerate(labels)])]
         blocks += baseline_blocks(inp, group, models)
@@ -105,13 +108,17 @@ def decoder_blocks(inp: Inputs) -> list[Block]:
     if fixed and others:
         best = min(others, key=lambda m: others[m].mean)
         f = fixed[0]
+        bar = _histogram_bar(inp, "grey8bit_exact", list(bpd))
         blocks.append(Para(
             f"**The fixed variance.** {model_label(f)} (σ = 1) scores {bpd[f].mean:.2f} bits/dim (exact), worse than "
             f"the uniform density's 8.00: with σ = 1 on pixels in [0, 1] its normaliser alone costs ½ log 2π per "
             f"pixel, so it cannot go below 9.33 bits/dim whatever it learns. That is the post's complaint, "
             f"quantified. The best calibrated decoder here, {model_label(best)}, scores {others[best].mean:.2f} "
-            "bits/dim: " + ("a density on [0, 1] that is better than uniform." if others[best].mean < 8 else
-                            "still no better than uniform at this training length.")))
+            "bits/dim: " + ("a density on [0, 1] that is better than uniform" if others[best].mean < 8 else
+                            "still no better than uniform at this training length")
+            + ("." if bar is None else
+               f"; {'and' if others[best].mean < bar else 'but not'} better than a histogram per pixel position with "
+               f"no latent at all ({bar:.2f} bits/dim on the same images).")))
     blocks += disagreement_blocks(inp, generative)
     if inp.sigma_figure:
         blocks += [Image(inp.sigma_figure, "learned sigma per epoch"),
@@ -159,6 +166,32 @@ def baseline_blocks(inp: Inputs, group: str, models: list[str]) -> list[Block]:
 
 
 
+def _histogram_bar(inp: Inputs, group: str, models: list[str]) -> float | None:
+    """The per-position histogram's bits/dim on the image set of ``group`` (metrics/baselines.json), if measured."""
+    ids = {inp.image_sets.get(m, {}).get(group) for m in models} - {None}
+    found = inp.baselines.get(next(iter(ids)), {}) if len(ids) == 1 else {}
+    return found.get("histogram_per_pixel", {}).get("bits_per_dim")
+
+
+
+def _all_apart(values: dict[str, Interval]) -> bool:
+    """Whether every two neighbours in the order by mean have intervals that do not overlap."""
+    names = sorted(values, key=lambda m: values[m].mean)
+    return all(values[a].high < values[b].low for a, b in zip(names, names[1:]))
+
+
+
+def ordered(values: dict[str, Interval], digits: int) -> str:
+    """'A (2.33) < B (2.83) ≈ C (2.85)': models by mean, '<' only where the neighbours' intervals do not overlap."""
+    names = sorted(values, key=lambda m: values[m].mean)
+    text = f"{model_label(names[0])} ({values[names[0]].mean:.{digits}f})"
+    for a, b in zip(names, names[1:]):
+        apart = values[a].high < values[b].low
+        text += f" {'<' if apart else '≈'} {model_label(b)} ({values[b].mean:.{digits}f})"
+    return text
+
+
+
 def disagreement_blocks(inp: Inputs, generative: list[str]) -> list[Block]:
     """Likelihood and sample quality rank the decoders differently (Theis, van den Oord & Bethge 2016): said with
     the numbers, for the models that have both."""
@@ -170,14 +203,16 @@ def disagreement_blocks(inp: Inputs, generative: list[str]) -> list[Block]:
     by_bpd = sorted(both, key=lambda m: both[m][0].mean)
     by_fid = sorted(both, key=lambda m: both[m][1].mean)
     best_bpd, best_fid = by_bpd[0], by_fid[0]
-    text = (f"**Likelihood and sample quality disagree.** By exact bits/dim the order is "
-            f"{', '.join(f'{model_label(m)} ({both[m][0].mean:.2f})' for m in by_bpd)}; by FID it is "
-            f"{', '.join(f'{model_label(m)} ({both[m][1].mean:.0f})' for m in by_fid)}. ")
-    if best_bpd != best_fid:
+    text = (f"**Likelihood and sample quality disagree.** By exact bits/dim (the exact set) the order is "
+            f"{ordered({m: b for m, (b, _) in both.items()}, 2)}; by FID (all test images) it is "
+            f"{ordered({m: f for m, (_, f) in both.items()}, 0)} ('<': the 95% intervals over seeds do not overlap; "
+            "'≈': they do, and the order between those two is not established). ")
+    separate = all(_all_apart({m: pair[i] for m, pair in both.items()}) for i in (0, 1))
+    if best_bpd != best_fid and separate:
         text += (f"The best density, {model_label(best_bpd)}, has FID rank {by_fid.index(best_bpd) + 1} of "
                  f"{len(both)}; the best sampler, {model_label(best_fid)}, has bits/dim rank "
                  f"{by_bpd.index(best_fid) + 1}. A good likelihood does not imply good samples, nor the reverse "
                  "(Theis, van den Oord & Bethge 2016): each yardstick answers its own question.")
-    else:
+    elif best_bpd == best_fid:
         text += f"Here one model, {model_label(best_bpd)}, leads both."
     return [Para(text)]

@@ -10,10 +10,12 @@ from vaelab.viz.model_figures import KINDS, model_label
 FIGURE_CAPTIONS = {
     "reconstructions": ("Reconstructions", "Two numbers per image suffice for recognisable digits. The post says "
                         "the Bernoulli (BCE) decoder draws sharper strokes: see the claims table for the verdict."),
-    "latent": ("Latent space", "The AE scatters the digits over its unit square in irregular clusters; "
-               "the VAEs' KL term packs them into one round cloud centred on 0, like N(0, I)."),
+    "latent": ("Latent space", "The test codes coloured by digit: an AE's lie in its unit square (the post's AE "
+               "as written puts every image on one point), a VAE's KL term packs them into one round cloud centred "
+               "on 0, like N(0, I)."),
     "latent_by_digit": ("Latent space by digit", "Each digit occupies its own region. The post says a VAE's "
-                        "regions are more compact and contiguous than an AE's: the claims table tests it (kNN, silhouette)."),
+                        "regions are more compact and contiguous than an AE's: the claims table tests it (kNN digit vote, "
+                        "trustworthiness)."),
     "manifold": ("Decoded latent grid", "Decoding evenly spaced points. The post says the VAEs turn every point "
                  "into a digit and the AE leaves regions of non-digits. This grid spans the AE's box and the VAEs' "
                  "N(0, 1) quantiles 0.05–0.95, so the two cover different things; \"Continuity and sharpness, "

@@ -7,9 +7,26 @@ from vaelab.report.sections.cells import Inputs
 from vaelab.viz.model_figures import model_label
 
 
+PIXELS = {"grey": "grey pixels k/255", "dequantized": "dequantised pixels (k + u)/256",
+          "binarized": "the fixed binarisation (pixels 0 or 1)"}
+
+
+def pixel_space(record: dict) -> str:
+    """What a model's numbers in metrics/inference.json are a (log-)likelihood of, in words: one table each."""
+    pixels = record.get("pixels")
+    if pixels is None:
+        return "pixels not recorded"
+    what = ("a probability of binary pixels" if pixels == "binarized" else "a density on [0, 1]" if record["density"]
+            else "a Bernoulli cross-entropy score, not a likelihood of these pixels")
+    return f"{PIXELS.get(pixels, pixels)}: {what}" + (", given the true label" if record.get("given_label") else "")
+
+
 def inference_blocks(inp: Inputs) -> list[Block]:
     if not inp.inference:
         return []
+    spaces: dict[str, list[str]] = {}
+    for m, r in inp.inference.items():
+        spaces.setdefault(pixel_space(r), []).append(m)
     ks = sorted({int(k.split("_")[1]) for r in inp.inference.values() for k in r if k.startswith("iwae_")})
 
     def ms(r: dict, key: str) -> str:
@@ -19,8 +36,9 @@ def inference_blocks(inp: Inputs) -> list[Block]:
     def number(r: dict, key: str) -> str:
         return f"{r[key]:.3g}" if key in r else MISSING
 
-    rows = [[model_label(m), ms(r, "log_px"), ms(r, "elbo"), *(ms(r, f"iwae_{k}") for k in ks), ms(r, "gap"),
-             number(r, "exact_converged"), number(r, "exact_max_error")] for m, r in inp.inference.items()]
+    def rows(names: list[str]) -> list[list[str]]:
+        return [[model_label(m), ms(r, "log_px"), ms(r, "elbo"), *(ms(r, f"iwae_{k}") for k in ks), ms(r, "gap"),
+                 number(r, "exact_converged"), number(r, "exact_max_error")] for m in names if (r := inp.inference[m])]
     local = [[model_label(m), ms(r, "local_gap"), ms(r, "approximation_gap"), ms(r, "amortisation_gap")]
              for m, r in inp.inference.items()]
     first = next(iter(inp.inference.values()))
@@ -33,9 +51,12 @@ def inference_blocks(inp: Inputs) -> list[Block]:
              "from the ELBO (K = 1) towards log p(x). Nats per image, mean ± standard error over the images, first "
              "seed; a conditional model is scored given the true label. From `metrics/inference.json`."),
         Para(f"**On image set `{first.get('image_set', first['images'])}`** ({first['images']} test images), with the "
-             "quadrature's converged share and largest error estimate (nats)."),
-        Table(["model", "log p(x)", "ELBO", *(f"L_{k}" for k in ks), "gap = KL(q ‖ p(z|x))", "converged",
-               "largest error"], rows),
+             "quadrature's converged share and largest error estimate (nats). One table per pixel space: numbers "
+             "of different pixels, or of a decoder that is no likelihood of them, are not compared."),
+        *(block for space, names in spaces.items() for block in (
+            Para(f"*{space[0].upper()}{space[1:]}.*"),
+            Table(["model", "log p(x)", "ELBO", *(f"L_{k}" for k in ks), "gap = KL(q ‖ p(z|x))", "converged",
+                   "largest error"], rows(names)))),
         Para(f"**The gap split, on image set `{first.get('local_image_set', first['local_images'])}`** (the first "
              f"{first['local_images']} of those): the gap on these images is the sum of the **approximation gap** "
              "log p(x) − ELBO(q*), where q* is the best Gaussian for each image alone (Adam steps on its own ELBO), "

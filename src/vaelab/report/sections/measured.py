@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from vaelab.measures.continuity import FINE_STEPS
 from vaelab.report.render import Block, Heading, Para, Table
 from vaelab.report.sections.cells import Inputs, interval_cells, mean_ci_of, reference_cell, reference_value
 from vaelab.viz.model_figures import model_label
 
 MEASURED_ROWS = [  # (label, metric key of metrics/eval/<model>.json): the post's words, measured
-    ("jump ratio of the paths (1 = even; lower is smoother)", "continuity.jump_ratio"),
+    ("jump ratio of the paths (1 = even; lower is smoother; — for a collapsed model)", "continuity.jump_ratio"),
     ("  … different digits", "continuity.jump_ratio_different"),
     ("  … same digit", "continuity.jump_ratio_same"),
     ("median path length / end distance", "continuity.path_ratio_median"),
     ("share of in-between images that look real", "continuity.real_share"),
+    (f"share of paths with a break (it persists when decoded at {FINE_STEPS} points)", "continuity.break_share"),
     ("own grid: share of tiles that look real", "grid.own_real_share"),
     ("own grid: share of cells with no test code", "grid.empty_share"),
     ("  … of which decode to something unreal", "grid.empty_unreal_share"),
@@ -21,9 +23,11 @@ MEASURED_ROWS = [  # (label, metric key of metrics/eval/<model>.json): the post'
     ("reconstructions: background intensity (data: 0)", "sharpness.recon_background"),
     ("reconstructions: mid-grey share", "sharpness.recon_midgrey"),
     ("reconstructions: stroke gradient", "sharpness.recon_gradient"),
-    ("prior samples: background intensity", "sharpness.sample_background"),
+    ("prior samples: background intensity (more than 2 px from ink)", "sharpness.sample_background"),
     ("prior samples: mid-grey share", "sharpness.sample_midgrey"),
     ("prior samples: stroke gradient", "sharpness.sample_gradient"),
+    ("decoded latent grid: background intensity (more than 2 px from ink)", "sharpness.grid_background_own"),
+    ("decoded latent grid: mid-grey share", "sharpness.grid_midgrey"),
     ("squared error / image (a column, not the test)", "reconstruction.mse_per_image"),
     ("FID of prior samples", "samples.fid"),
 ]
@@ -59,12 +63,15 @@ def measured_blocks(inp: Inputs) -> list[Block]:
              "different digits and of the same digit, drawn once by `evaluate.continuity_seed`: the same pairs for "
              "every model), each joined by a straight line between its two codes (the AE inside its box, a VAE in "
              "z) and decoded at `evaluate.continuity_steps` points; a jump (one step much larger than the mean "
-             "step) is what a fragmented latent looks like. An image *looks real* when its 5th-neighbour distance "
-             "to the real test images, in the judge's features, is within the 95% quantile of the real images' "
+             "step) is what a fragmented latent looks like, or a path that speeds up; a *break* is a jump that keeps "
+             f"its size when the path is decoded at {FINE_STEPS} points, which a speed-up does not. An image *looks "
+             "real* when its 5th-neighbour distance to the real test images, in the judge's features, is within the "
+             "95% quantile of the real images' "
              "own: a test of \"near the data\", not of class confidence, so an in-between 3/8 can pass. **Own "
              "grid**: a grid over each model's per-axis 1–99% code quantiles, so every grid covers its data; its "
              "empty cells hold no test code (the post's empty areas). **Sharpness** (\"less background colour\", "
-             "\"the numbers are clearer\"): the mean intensity on the pixels that are 0 in the input, the share of "
+             "\"the numbers are clearer\"): the mean intensity on the pixels that are 0 in the input (reconstructions) "
+             "or more than 2 px from the image's own ink (prior samples, the decoded grid), the share of "
              "mid-grey pixels (0.1–0.9), the mean gradient on the stroke's edge; squared error is a column, not "
              "the test (it rewards blur)."),
         table(MEASURED_ROWS, shown)]

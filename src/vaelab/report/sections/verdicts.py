@@ -10,6 +10,12 @@ from vaelab.studies import claims
 from vaelab.viz.model_figures import model_label
 
 
+# The commit that fixed params.yaml `claims:` (measures, margins, comparators, variants) before the 10-seed run that
+# decides them. tests/test_report_tables.py checks that the claims have not changed since: a claim changed after it
+# is exploratory, and this line moves only with a new run that decides it.
+CLAIMS_FIXED_AT = "a039848"
+
+
 def _claim_numbers(v: claims.Verdict) -> tuple[str, str]:
     """A claim's per-seed differences and their interval, to the interval's decimal places."""
     decimals = shared_decimals([v.interval])
@@ -53,15 +59,18 @@ def robustness_table(verdicts: list[claims.Verdict], robust: list[dict[str, clai
 
 
 def claims_blocks(verdicts: list[claims.Verdict], forks: list[dict[str, dict[str, claims.Verdict]]] | None = None,
-                  models: list[str] | None = None, robust: list[dict[str, claims.Verdict]] | None = None
-                  ) -> list[Block]:
+                  models: list[str] | None = None, robust: list[dict[str, claims.Verdict]] | None = None,
+                  fixed_at: str = CLAIMS_FIXED_AT) -> list[Block]:
     rows = [[f"{i + 1}. {v.spec.claim}", f"`{v.spec.metric}` ({v.spec.better} is better): {v.spec.why}",
              f"{model_label(v.spec.model)} vs {model_label(v.spec.baseline)} (n = {v.interval.n})",
              *_claim_numbers(v), f"{100 * v.interval.level:.2f}".rstrip("0").rstrip(".") + "%", _margin(v), f"**{v.verdict}**"]
             for i, v in enumerate(verdicts)]
     blocks: list[Block] = [
         Heading("The post's claims, tested over seeds"),
-        Para(f"Rule: {claims.RULE} Also in `metrics/claims.json`."),
+        Para(f"Rule: {claims.RULE} Also in `metrics/claims.json`."
+             + (f" The claims' measures, margins, comparators and variants were fixed in params.yaml at commit "
+                f"`{fixed_at}`, before the run that decides them; a claim that needs another measure after it is "
+                "exploratory." if fixed_at else "")),
         Table(["claim", "metric, and why it tests the claim", "model vs comparator", "per-seed differences",
                "mean and interval", "level (Holm)", "margin", "verdict"], rows)]
     if robust and any(len(r) > 1 for r in robust):
