@@ -55,8 +55,9 @@ def images(mnist_root: Path) -> np.ndarray:
 
 def test_a_vae_encodes_decodes_samples_and_reconstructs(logged, images) -> None:
     model = mlflow.pyfunc.load_model(logged["vae"])
-    codes = model.predict(images, params={"method": "encode"})
-    assert codes.shape == (8, 2) and codes.dtype == np.float32
+    posterior = model.predict(images, params={"method": "encode"})
+    assert posterior.shape == (8, 4) and posterior.dtype == np.float32 and (posterior[:, 2:] > 0).all()
+    codes = posterior[:, :2]                                                 # the means; then the scales
     decoded = model.predict(codes, params={"method": "decode"})
     np.testing.assert_allclose(model.predict(images), decoded, atol=1e-6)   # reconstruct = decode(encode(x))
     grid = np.stack(np.meshgrid(np.linspace(-2, 2, 4), np.linspace(-2, 2, 4)), -1).reshape(-1, 2).astype(np.float32)
@@ -70,7 +71,7 @@ def test_a_vae_encodes_decodes_samples_and_reconstructs(logged, images) -> None:
 def test_a_conditional_model_takes_the_label_as_the_last_column(logged, images) -> None:
     model = mlflow.pyfunc.load_model(logged["cvae"])
     labelled = np.concatenate([images, np.full((8, 1), 3, np.float32)], 1)
-    codes = model.predict(labelled, params={"method": "encode"})
+    codes = model.predict(labelled, params={"method": "encode"})[:, :2]
     as_three = model.predict(np.concatenate([codes, np.full((8, 1), 3, np.float32)], 1), params={"method": "decode"})
     as_seven = model.predict(np.concatenate([codes, np.full((8, 1), 7, np.float32)], 1), params={"method": "decode"})
     np.testing.assert_allclose(model.predict(labelled), as_three, atol=1e-6)
@@ -86,7 +87,8 @@ def test_wrong_rows_and_an_autoencoder_sample_say_what_was_expected(logged, imag
         ae.predict(np.zeros((2, 1), np.float32), params={"method": "sample"})
     with pytest.raises(Exception, match="expected one of reconstruct, encode, decode, sample"):
         vae.predict(images, params={"method": "generate"})
-    assert ae.predict(images, params={"method": "encode"}).shape == (8, 2)
+    code = ae.predict(images, params={"method": "encode"})
+    assert code.shape == (8, 4) and (code[:, 2:] == 0).all() and ((0 < code[:, :2]) & (code[:, :2] < 1)).all()
 
 
 @pytest.mark.slow
@@ -116,9 +118,9 @@ def test_the_served_model_answers_over_http(logged, images, tmp_path: Path) -> N
                 return np.asarray(json.loads(answer.read())["predictions"], dtype=np.float32)
 
         local = mlflow.pyfunc.load_model(logged["vae"])
-        codes = post(images, {"method": "encode"})
-        np.testing.assert_allclose(codes, local.predict(images, params={"method": "encode"}), atol=1e-5)
-        np.testing.assert_allclose(post(codes, {"method": "decode"}), local.predict(images), atol=1e-5)
+        posterior = post(images, {"method": "encode"})
+        np.testing.assert_allclose(posterior, local.predict(images, params={"method": "encode"}), atol=1e-5)
+        np.testing.assert_allclose(post(posterior[:, :2], {"method": "decode"}), local.predict(images), atol=1e-5)
         assert post(np.zeros((3, 1), np.float32), {"method": "sample", "seed": 4}).shape == (3, 784)
     finally:
         _stop_group(proc)

@@ -9,7 +9,8 @@ digit label as one more, last, column of ``rows``):
 method         rows                                   returns
 ============== ====================================== ==============================================
 reconstruct    images [N, 784] in [0, 1] (default)    the decoded posterior means' images [N, 784]
-encode         images [N, 784]                        the posterior means, the codes [N, latent_dim]
+encode         images [N, 784]                        the posterior's means, then its scales (standard
+                                                      deviations; 0 for an AE's point mass) [N, 2 latent_dim]
 decode         codes [N, latent_dim]                  their mean images [N, 784] (a grid, a path)
 sample         [N, 1]: ignored, or the label           N images decoded from z ~ N(0, I), drawn by the
                                                       param ``seed`` (default 0); models with a prior
@@ -59,7 +60,9 @@ class VaelabModel(mlflow.pyfunc.PythonModel):
 
     def encode(self, x: torch.Tensor, seed: int) -> torch.Tensor:
         images, labels = _split(x, INPUT_DIM, self.model.conditional, "encode")
-        return self.model.encode(images, self._condition(labels)).mean
+        q = self.model.encode(images, self._condition(labels))
+        # The posterior says its scale; a point mass (an AE's code) has none: 0.
+        return torch.cat([q.mean, getattr(q, "std", torch.zeros_like(q.mean))], dim=1)
 
     def decode(self, x: torch.Tensor, seed: int) -> torch.Tensor:
         codes, labels = _split(x, self.model.cfg.latent_dim, self.model.conditional, "decode")
