@@ -3,7 +3,7 @@ VENV ?= .venv
 # Stages run `python ...` and tests run `dvc ...`: put the project's environment first on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro test test-fast bench mlflow-ui
+.PHONY: setup repro quick test test-fast bench mlflow-ui
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,6 +15,9 @@ setup: $(VENV)/.installed   ## create .venv with the project and its dependencie
 
 repro: setup                 ## run the whole pipeline (downloads MNIST unless VAELAB_MNIST_MIRROR is set)
 	dvc repro
+
+quick: setup                 ## a first look: the post's study alone, one seed, a subset (a DVC experiment; report in quick/)
+	PYTHONPATH=src python stages/quick.py
 
 test: setup                  ## run the whole test suite, both tiers (uses ../shared/mnist, or VAELAB_MNIST_MIRROR)
 	python -m pytest

@@ -30,6 +30,19 @@ def one_torch_thread_per_worker() -> None:
         torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def seeded_torch() -> Iterator[None]:
+    """Every test starts from torch's global generator seeded with 0 (a draw without its own generator is still
+    seeded), and leaves the generator and the thread count as it found them."""
+    import torch
+
+    state, threads = torch.get_rng_state(), torch.get_num_threads()
+    torch.manual_seed(0)
+    yield
+    torch.set_rng_state(state)
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def mnist_mirror() -> Path:
     return mirror_dir()

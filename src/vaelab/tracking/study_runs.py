@@ -12,7 +12,8 @@ from vaelab.core.device import resolve_device
 from vaelab.core.layout import Layout
 from vaelab.tracking.provenance import run_tags
 from vaelab.tracking.runs import log_artifacts, log_metrics, log_params, tracked_run
-from vaelab.tracking.store import REPORT_NOTE, report_experiment, setup
+from vaelab.core.errors import TrackingError
+from vaelab.tracking.store import REPORT_NOTE, client, report_experiment, setup, tracking_uri
 
 
 def _numbers(tree: dict) -> dict[str, float]:
@@ -57,3 +58,20 @@ class ReportRun:
             log_params(run.info.run_id, params)
             log_artifacts(run.info.run_id, Layout(staged).report_html)
             log_artifacts(run.info.run_id, Layout(staged).claims)
+
+
+def download_report(experiment: str, exp_name: str, dest: Path) -> Path:
+    """The report.html of the newest report run of DVC experiment ``exp_name`` (tag ``dvc.exp_name``), downloaded
+    into folder ``dest``; a TrackingError when there is none."""
+    import mlflow
+
+    found = client().get_experiment_by_name(report_experiment(experiment))
+    runs = client().search_runs([found.experiment_id], f"tags.`dvc.exp_name` = '{exp_name}'",
+                                order_by=["attributes.start_time DESC"], max_results=1) if found else []
+    if not runs:
+        raise TrackingError(f"no report run of DVC experiment {exp_name!r} in experiment "
+                            f"{report_experiment(experiment)!r} of {tracking_uri()}")
+    dest.mkdir(parents=True, exist_ok=True)
+    name = Layout(Path(".")).report_html.name
+    return Path(mlflow.artifacts.download_artifacts(run_id=runs[0].info.run_id, artifact_path=name, dst_path=str(dest),
+                                                    tracking_uri=tracking_uri()))
