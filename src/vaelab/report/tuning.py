@@ -101,10 +101,16 @@ def full_epochs_section(full: dict | None, name: str) -> list[str]:
                      f"{means['full']['latent'][model]:.3f} | {e['exp']} |")
     lines.append("")
     for by, words in (("error", "test error (lowest first)"), ("latent", "kNN accuracy (highest first)")):
-        r = full["ranking"][by]
-        lines.append(f"- By {words}: {' < '.join(r['sweep']) if by == 'error' else ' > '.join(r['sweep'])} at "
-                     f"{sweep} epochs; {' < '.join(r['full']) if by == 'error' else ' > '.join(r['full'])} at "
-                     f"{epochs}: the ranking **{'holds' if r['holds'] else 'does not hold'}**.")
+        r, sign = full["ranking"][by], "<" if by == "error" else ">"
+        apart = r.get("apart")
+        at_full = r["full"][0] + "".join(f" {sign if a else '≈'} {m}" for a, m in zip(apart, r["full"][1:])) \
+            if apart is not None else f" {sign} ".join(r["full"])
+        separated = apart is None or all(apart)
+        verdict = (("holds" if r["holds"] else "does not hold") if separated else
+                   f"{'holds in the means only' if r['holds'] else 'is not established'} at the study's epochs (≈: "
+                   "95% intervals over seeds overlap)")
+        lines.append(f"- By {words}: {f' {sign} '.join(r['sweep'])} at {sweep} epochs (means); {at_full} at "
+                     f"{epochs}: the ranking **{verdict}**.")
     span = full.get("finished")
     if span and span["experiments"] > 1:
         lines.append(f"- Cost: {span['experiments']} experiments finished over {span['minutes']:.0f} min of wall time.")

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 from vaelab import models as registry
+from vaelab.core import stats
 from vaelab.core.config import Params, TuningConfig
 from vaelab.core.errors import ReportError
 from vaelab.measures.capabilities import Needs
@@ -259,6 +260,12 @@ def full_epochs(doc: dict, name: str, sweep_epochs: int, epochs: int, exp_show: 
                     for by, key in (("error", "mse"), ("latent", "knn"))} for when in ("sweep", "full")}
     ranking = {by: {when: _ranking(means[when][by], by == "latent") for when in ("sweep", "full")}
                for by in ("error", "latent")}
+    for by, key in (("error", "mse"), ("latent", "knn")):
+        # Whether each two neighbours of the ranking at the study's epochs have 95% intervals over seeds that do not
+        # overlap: an order between two models within each other's intervals is not established.
+        ci = {m: stats.mean_ci([v[key] for v in e["full"].values()]) for m, e in per_model.items()}
+        ranking[by]["apart"] = [ci[a].high < ci[b].low or ci[b].high < ci[a].low
+                                for a, b in zip(ranking[by]["full"], ranking[by]["full"][1:])]
     return {"sweep_epochs": sweep_epochs, "epochs": epochs, "models": per_model, "means": means,
             "ranking": {by: {**r, "holds": r["sweep"] == r["full"]} for by, r in ranking.items()},
             "finished": finished_span(exp_show, f"{FULL_PREFIX}-{name}-")}
