@@ -3,7 +3,7 @@ VENV ?= .venv
 # Stages run `python ...` and tests run `dvc ...`: put the project's environment first on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro quick test test-fast bench mlflow-ui
+.PHONY: setup repro quick test test-fast bench plots mlflow-ui
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,6 +30,9 @@ bench: setup                 ## speed against the machine's matmul peak (after `
 	PYTHONPATH=src:. python benchmarks/importance.py
 	PYTHONPATH=src:. python benchmarks/startup.py
 	PYTHONPATH=src:. python benchmarks/study.py
+
+plots: setup                 ## dvc plots show as a page that works offline (Vega from the npm registry once, checked)
+	PYTHONPATH=src python stages/plots.py
 
 # Without MLflow 3's GenAI job runner (vaelab does not use it), as the team server in the README: two processes, not 15.
 mlflow-ui: setup             ## browse the runs at http://127.0.0.1:5000 (prints the runs table's URL)
