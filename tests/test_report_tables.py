@@ -79,3 +79,14 @@ def test_the_claims_are_those_fixed_at_the_commit_the_report_names() -> None:
         pytest.skip(f"commit {CLAIMS_FIXED_AT} is not in this clone (a shallow clone): {then.stderr.strip()}")
     now = yaml.safe_load((root / "params.yaml").read_text())["claims"]
     assert yaml.safe_load(then.stdout)["claims"] == now
+
+
+def test_a_metric_that_does_not_apply_shows_as_missing_in_the_tables() -> None:
+    # A collapsed model's jump ratio is null in metrics/eval: a "—" cell, not an error.
+    from vaelab.report.render import MISSING
+    from vaelab.report.sections.cells import interval_table
+
+    evals = {"ae_post_as_written": {1: {"continuity": {"jump_ratio": None}}, 2: {"continuity": {"jump_ratio": None}}},
+             "vae_bce": {1: {"continuity": {"jump_ratio": 2.0}}, 2: {"continuity": {"jump_ratio": 2.2}}}}
+    table = interval_table(evals, list(evals))
+    assert table.rows[0][1] == MISSING and table.rows[0][2] != MISSING

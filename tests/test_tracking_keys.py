@@ -17,8 +17,8 @@ def test_sections_sort_per_epoch_curves_first_then_evaluation_then_intervals() -
     epoch = tracking.epoch_metrics({"loss": 2.0, "kl": 1.0}, {"loss": 3.0, "mse": 4.0}, {"sigma": 0.2})
     assert epoch == {"epoch/loss/train": 2.0, "epoch/kl/train": 1.0, "epoch/loss/test": 3.0, "epoch/mse/test": 4.0,
                      "epoch/decoder/sigma": 0.2}
-    evals = tracking.eval_metrics({"elbo.neg_elbo": 90.0, "samples.fid": 12.0})
-    assert evals == {"eval/elbo/neg_elbo": 90.0, "eval/samples/fid": 12.0}
+    evals = tracking.eval_metrics({"elbo.neg_elbo": 90.0, "samples.fid": 12.0, "continuity.jump_ratio": None})
+    assert evals == {"eval/elbo/neg_elbo": 90.0, "eval/samples/fid": 12.0}   # null (not applicable): not logged
     summary = tracking.across_seeds(stats.across_seeds([{**epoch, **evals}, {**epoch, **evals}]))
     section = lambda key: key.rsplit("/", 1)[0]  # noqa: E731 - how the UI groups keys
     kinds = [k.split("/")[0] for k in sorted(summary, key=section)]

@@ -29,9 +29,10 @@ def epoch_metrics(train: dict[str, float], test: dict[str, float], diagnostics: 
     return out
 
 
-def eval_metrics(flat: dict[str, float]) -> dict[str, float]:
-    """The evaluate stage's numbers (dotted keys of metrics/eval/<model>.json) as ``eval/<group>/<name>``."""
-    return {"eval/" + k.replace(".", "/"): v for k, v in flat.items()}
+def eval_metrics(flat: dict[str, float | None]) -> dict[str, float]:
+    """The evaluate stage's numbers (dotted keys of metrics/eval/<model>.json) as ``eval/<group>/<name>``; a number
+    that does not apply to the model (null: a collapsed model's jump ratio) is not logged: MLflow has no null."""
+    return {"eval/" + k.replace(".", "/"): v for k, v in flat.items() if v is not None}
 
 
 def across_seeds(intervals: Mapping[str, Any]) -> dict[str, float]:

@@ -160,7 +160,8 @@ class CheckpointRuns:
         parent = run_tag(run_ids[0], "mlflow.parentRunId")
         if parent:
             per_run = [eval_metrics(flatten(m)) for m in per_seed.values()]
-            log_metrics(parent, across_seeds(mean_and_interval(per_run)))
+            every = set.intersection(*(set(r) for r in per_run))   # a number some seed lacks has no mean
+            log_metrics(parent, across_seeds(mean_and_interval([{k: r[k] for k in r if k in every} for r in per_run])))
 
     def figures(self, seed: int, folder: Path) -> str:
         """A seed's figures to the run that trained its checkpoint, and to the model's run; returns the run id."""

@@ -90,7 +90,7 @@ def interval_table(per_model: dict[str, dict[int, dict]], models: list[str]) -> 
     keys = list(dict.fromkeys(k for m in models for per_seed in flat[m].values() for k in per_seed))
     rows = []
     for key in keys:
-        per = [[v[key] for v in flat[m].values() if key in v and math.isfinite(v[key])] for m in models]
+        per = [[v[key] for v in flat[m].values() if v.get(key) is not None and math.isfinite(v[key])] for m in models]
         rows.append([f"`{key}`", *interval_cells([stats.mean_ci(values) if values else None for values in per])])
     return Table(["metric", *[model_label(m) for m in models]], rows)
 
