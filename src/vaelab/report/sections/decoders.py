@@ -141,8 +141,7 @@ def baseline_blocks(inp: Inputs, group: str, models: list[str]) -> list[Block]:
     keys = {g: columns[0][1] for _, g, columns in DECODER_TABLES if g != "samples"}
     if group not in keys:
         return []
-    ids = {inp.image_sets.get(m, {}).get(group) for m in models} - {None}
-    found = inp.baselines.get(next(iter(ids))) if len(ids) == 1 else None
+    found = _baselines_on(inp, group, models)
     if not found:
         return []
     bits = "bits_per_dim" in next(iter(found.values()))
@@ -166,29 +165,36 @@ def baseline_blocks(inp: Inputs, group: str, models: list[str]) -> list[Block]:
 
 
 
-def _histogram_bar(inp: Inputs, group: str, models: list[str]) -> float | None:
-    """The per-position histogram's bits/dim on the image set of ``group`` (metrics/baselines.json), if measured."""
+def _baselines_on(inp: Inputs, group: str, models: list[str]) -> dict:
+    """metrics/baselines.json's baselines on the one image set of ``group`` for ``models`` ({} if none or several)."""
     ids = {inp.image_sets.get(m, {}).get(group) for m in models} - {None}
-    found = inp.baselines.get(next(iter(ids)), {}) if len(ids) == 1 else {}
-    return found.get("histogram_per_pixel", {}).get("bits_per_dim")
+    return inp.baselines.get(next(iter(ids)), {}) if len(ids) == 1 else {}
+
+
+
+def _histogram_bar(inp: Inputs, group: str, models: list[str]) -> float | None:
+    """The per-position histogram's bits/dim on the image set of ``group``, if measured."""
+    return _baselines_on(inp, group, models).get("histogram_per_pixel", {}).get("bits_per_dim")
+
+
+
+def _by_mean(values: dict[str, Interval]) -> tuple[list[str], list[bool]]:
+    """The models by mean, and for each two neighbours whether their intervals do not overlap."""
+    names = sorted(values, key=lambda m: values[m].mean)
+    return names, [values[a].high < values[b].low for a, b in zip(names, names[1:])]
 
 
 
 def _all_apart(values: dict[str, Interval]) -> bool:
-    """Whether every two neighbours in the order by mean have intervals that do not overlap."""
-    names = sorted(values, key=lambda m: values[m].mean)
-    return all(values[a].high < values[b].low for a, b in zip(names, names[1:]))
+    return all(_by_mean(values)[1])
 
 
 
 def ordered(values: dict[str, Interval], digits: int) -> str:
     """'A (2.33) < B (2.83) ≈ C (2.85)': models by mean, '<' only where the neighbours' intervals do not overlap."""
-    names = sorted(values, key=lambda m: values[m].mean)
-    text = f"{model_label(names[0])} ({values[names[0]].mean:.{digits}f})"
-    for a, b in zip(names, names[1:]):
-        apart = values[a].high < values[b].low
-        text += f" {'<' if apart else '≈'} {model_label(b)} ({values[b].mean:.{digits}f})"
-    return text
+    names, apart = _by_mean(values)
+    return f"{model_label(names[0])} ({values[names[0]].mean:.{digits}f})" + "".join(
+        f" {'<' if sep else '≈'} {model_label(b)} ({values[b].mean:.{digits}f})" for sep, b in zip(apart, names[1:]))
 
 
 
