@@ -15,7 +15,7 @@ from vaelab.studies import evaluate as study
 
 
 def evaluate(params: Params, name: str, root: Path = Path(".")) -> dict:
-    study.check(params, name)
+    study.check(params, name, root)
     runs, seeds = tracking.CheckpointRuns(params, name, f"evaluate@{name}", root), params.seeds_of(name)
     scored = map_calls(study.score_seed, [(params, name, s, root) for s in seeds], study.gflop_per_seed(params),
                        params.device)

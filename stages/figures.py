@@ -16,9 +16,9 @@ from vaelab.viz.model_figures import model_figures, save_figures
 def draw(params: Params, name: str, root: Path = Path(".")) -> None:
     models.spec_of(params, name)  # a clear error for an unknown name
     seed, at = params.seeds_of(name)[0], Layout(root)
+    model = models.load(at.checkpoint(name, seed))   # a bad checkpoint stops the stage before any other work
     runs = tracking.CheckpointRuns(params, name, f"figures@{name}", root)
-    figs = model_figures(name, models.load(at.checkpoint(name, seed)),
-                         load_split(root / "data", "test", params.data.test_size), params.figures, seed)
+    figs = model_figures(name, model, load_split(root / "data", "test", params.data.test_size), params.figures, seed)
     with outputs(root, "figures", replace=[at.rel(at.figures(name))]) as staged:
         folder = Layout(staged).figures(name)
         save_figures(figs, folder, params.figures.dpi)

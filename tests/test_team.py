@@ -203,3 +203,46 @@ def test_rd_script_writes_report_and_rejects_bad_input(tmp_path: Path) -> None:
               check=False, PYTHONPATH=str(repo / "src"))
     assert bad.returncode != 0 and "no baseline commit" in bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow
+def test_the_sweep_reports_read_what_a_real_queue_leaves_in_exp_show(pipeline_copy: Path) -> None:
+    """`stages/tuning.py` and `stages/rd.py` on the `dvc exp show --json` of a real queued sweep, not a hand-built
+    document: a two-point grid over two models (stages/sweep.py queues it) and one rate–distortion point. Each
+    report finds exactly its own experiments, with every seed's numbers."""
+    import sys
+
+    from helpers import REPO
+
+    project, env = pipeline_copy, {"PYTHONPATH": str(REPO / "src")}
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params["sweeps"]["mini"] = {"models": ["ae", "vae_bce"], "set": {"evaluate.groups": ["reconstruction", "latent"]},
+                                "grid": {"train.lr": [0.001, 0.01]}}
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "commit", "-qam", "a two-point sweep"], project)
+    run([sys.executable, str(REPO / "stages" / "sweep.py"), "mini"], project, **env)
+    run(["dvc", "exp", "run", "--queue", "-n", "bce-beta2", "-S", "models.vae_bce.beta=2", "train@vae_bce"], project)
+    run(["dvc", "queue", "start", "-j", "1"], project)
+    status = wait_for_queue(project, ["mini-00", "mini-01", "bce-beta2"])
+    assert all(line.split()[-1] == "Success" for line in status.splitlines() if line.split()[:1] != ["Task"]), status
+
+    run([sys.executable, str(REPO / "stages" / "tuning.py"), "mini"], project, **env)
+    doc = json.loads((project / "reports" / "mini.json").read_text())
+    seeds = sorted(f"seed{s}" for s in params["seeds"])
+    assert sorted(doc["models"]) == ["ae", "vae_bce"]
+    for model, entry in doc["models"].items():
+        assert sorted((s["setting"]["lr"], s["exp"]) for s in entry["settings"]) == [(0.001, "mini-00"), (0.01, "mini-01")]
+        for setting in entry["settings"]:
+            assert sorted(setting["seeds"]) == seeds, (model, setting)
+            assert all(v["mse"] > 0 and 0 <= v["knn"] <= 1 for v in setting["seeds"].values()), (model, setting)
+    assert "bce-beta2" not in json.dumps(doc)   # not the sweep's: another experiment in the same queue
+    assert "mini-01" in (project / "reports" / "mini.md").read_text()
+
+    run([sys.executable, str(REPO / "stages" / "rd.py")], project, **env)
+    rows = [r.strip("| ").split(" | ") for r in (project / "reports" / "rd.md").read_text().splitlines()
+            if r.startswith("| vae_")]
+    bce = {(float(r[1]), int(r[2])): r[-1] for r in rows if r[0] == "vae_bce"}
+    assert sorted(bce) == [(1.0, 2), (2.0, 2)] and bce[(2.0, 2)] == "bce-beta2", rows   # the lr sweep: another key
+    assert bce[(1.0, 2)].endswith("(baseline)"), rows
+    assert all(float(r[3]) > 0 for r in rows), rows

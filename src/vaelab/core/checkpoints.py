@@ -57,7 +57,10 @@ def load_module(path: str | Path, fmt: str, build_from: Callable[[dict], nn.Modu
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint; {missing_hint}") from None
     except Exception as err:  # torch raises many types for corrupt or foreign pickles
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+        # Their first sentence only: the rest of torch's weights-only message advises weights_only=False.
+        why = str(err).strip().split("\n")[0].split(". ")[0]
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {why}); "
+                              f"{missing_hint}") from None
     if not isinstance(payload, dict) or payload.get("format") != fmt:  # (`payload` here: what the file holds)
         raise CheckpointError(f"{path}: not a vaelab checkpoint of format {fmt!r}")
     try:

@@ -27,8 +27,9 @@ log = logging.getLogger("vaelab.evaluate")
 DECODER_GFLOP = 1.1e-3
 
 
-def check(params: Params, name: str) -> None:
-    """A clear ConfigError before any work: an unknown model or metric group, or a count of test images the test set lacks."""
+def check(params: Params, name: str, root: Path) -> None:
+    """A clear error before any work: an unknown model or metric group, a count of test images the test set lacks
+    (ConfigError), or a seed's checkpoint that is missing or unreadable (CheckpointError, naming the file)."""
     models.spec_of(params, name)
     check_groups(params.evaluate)
     n_test = params.data.test_size or MNIST_TEST_SIZE
@@ -37,6 +38,8 @@ def check(params: Params, name: str) -> None:
         if value is not None and value > n_test:
             raise ConfigError(f"params.yaml: evaluate.{key} = {value}, but the test set has {n_test} images "
                               f"(data.test_size): expected at most {n_test}")
+    for seed in params.seeds_of(name):   # read here, not in the workers: a bad file stops the stage in a second
+        models.load(Layout(root).checkpoint(name, seed))
 
 
 def gflop_per_seed(params: Params) -> float:
