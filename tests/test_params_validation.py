@@ -113,7 +113,7 @@ def test_evaluation_counts_beyond_a_smaller_test_set_are_refused(tmp_path: Path)
 
     bad_params(tmp_path, lambda p: p["data"].update(test_size=5000))  # sample_images stays 10,000
     with pytest.raises(ConfigError, match=r"evaluate.sample_images = 10000, but the test set has 5000 images"):
-        evaluate.check(load_params(tmp_path / "params.yaml"), "ae")
+        evaluate.check(load_params(tmp_path / "params.yaml"), "ae", tmp_path)
 
 
 def test_a_model_entry_may_name_its_own_seeds(tmp_path: Path) -> None:

@@ -246,6 +246,38 @@ class QuadrantsConfig:
     figure_samples: int = field(default=5, metadata={"check": (lambda v: 1 <= v <= 20), "expect": "between 1 and 20"})
 
 
+def _distinct(low: int, high: int | None = None) -> dict:
+    top = "" if high is None else f" and <= {high}"
+    return {"check": (lambda v: len(v) >= 1 and len(set(v)) == len(v) and min(v) >= low
+                      and (high is None or max(v) <= high)),
+            "expect": f"a non-empty list of distinct integers >= {low}{top}"}
+
+
+def _counts() -> dict:
+    return {"check": (lambda v: len(v) >= 1 and min(v) >= 1), "expect": "a non-empty list of integers >= 1"}
+
+
+@dataclass(frozen=True)
+class SBIConfig:
+    """params.yaml ``sbi:``, the simulation-based inference study (:mod:`vaelab.sbi.study`): which sbibm tasks and
+    observations, the simulation budgets, each estimator's settings, and the C2ST's draws. ``epochs`` and
+    ``batch_sizes`` pair with ``budgets`` (the CVAE's and BBVI's schedule at that budget; NPE early-stops as sbibm)."""
+
+    tasks: list[str] = field(default_factory=lambda: ["gaussian_linear", "two_moons", "gaussian_mixture", "slcp"])
+    estimators: list[str] = field(default_factory=lambda: ["cvae", "bbvi", "npe"])
+    budgets: list[int] = field(default_factory=lambda: [1000, 10000], metadata=_distinct(10))
+    epochs: list[int] = field(default_factory=lambda: [50, 30], metadata=_counts())
+    batch_sizes: list[int] = field(default_factory=lambda: [100, 200], metadata=_counts())
+    lr: float = field(default=1e-3, metadata=_positive())
+    hidden: list[int] = field(default_factory=lambda: [64, 64], metadata=hidden_widths())
+    latent_dim: int = field(default=4, metadata=positive_int())      # the CVAE's z
+    iw_samples: int = field(default=5, metadata=positive_int())      # the CVAE's importance samples (1: the ELBO)
+    components: int = field(default=8, metadata=positive_int())      # BBVI's Gaussian mixture
+    observations: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5], metadata=_distinct(1, 10))
+    samples: int = field(default=1000, metadata=_min(10))           # posterior and reference draws per C2ST
+    seed: int = 0
+
+
 @dataclass(frozen=True)
 class Params:
     """Everything in params.yaml."""
@@ -268,6 +300,7 @@ class Params:
     quadrants: QuadrantsConfig = QuadrantsConfig()
     collapse: CollapseConfig = CollapseConfig()
     tuning: TuningConfig = TuningConfig()
+    sbi: SBIConfig = SBIConfig()
     # Sweeps of DVC experiments (vaelab.pipeline.sweeps validates each entry when stages/sweep.py queues it).
     sweeps: dict[str, dict] = field(default_factory=dict)
 

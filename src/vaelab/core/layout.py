@@ -33,6 +33,11 @@ class Layout:
         return self.data / "binarized"
 
     @property
+    def sbibm(self) -> Path:
+        """sbibm's published observations and reference posterior samples, checked (stage ``sbibm``)."""
+        return self.data / "sbibm"
+
+    @property
     def binarized_test(self) -> Path:
         return self.binarized / "test.npy"
 
@@ -104,6 +109,10 @@ class Layout:
     def claims(self) -> Path:
         return self.root / "metrics" / "claims.json"
 
+    def sbi_metrics(self, task: str) -> Path:
+        """The SBI study's numbers for one sbibm task (stage ``sbi@<task>``)."""
+        return self.root / "metrics" / "sbi" / f"{task}.json"
+
     # Plots and figures
     def history_dir(self, name: str) -> Path:
         return self.root / "plots" / "history" / name
@@ -120,6 +129,10 @@ class Layout:
     def figures(self, name: str) -> Path:
         """A model's figures, or ``inference`` / ``quadrants`` for those stages' figures."""
         return self.root / "reports" / "figures" / name
+
+    def sbi_figures(self, task: str) -> Path:
+        """The SBI study's figures of one task."""
+        return self.root / "reports" / "figures" / "sbi" / task
 
     @property
     def report_md(self) -> Path:
@@ -158,6 +171,8 @@ def stage_outs(stage: str, key: str = "${key}") -> list[str]:
         "evaluate": [at.eval_metrics(key)],
         "inference": [at.inference_metrics, at.figures("inference")],
         "quadrants": [at.quadrants_metrics, at.figures("quadrants")],
+        "sbibm": [at.sbibm],
+        "sbi": [at.sbi_metrics(key), at.sbi_figures(key)],
         "report": [at.report_md, at.report_html, at.claims, at.report_figures, at.all_histories],
     }
     return [at.rel(p) for p in per_stage[stage]]
