@@ -10,7 +10,8 @@ from vaelab.core.config import Params, load_params
 from vaelab.core.layout import Layout
 from vaelab.data.mnist import load_split
 from vaelab.pipeline.stage import outputs, run_stage
-from vaelab.viz.model_figures import model_figures, save_figures
+from vaelab.viz.images import save_figures
+from vaelab.viz.model_figures import model_figures
 
 
 def draw(params: Params, name: str, root: Path = Path(".")) -> None:

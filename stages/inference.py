@@ -12,7 +12,8 @@ from vaelab.core.layout import Layout
 from vaelab.pipeline.stage import outputs, parallel_map, run_stage
 from vaelab.studies import elbo_gaps
 from vaelab.viz.charts import posterior_contours
-from vaelab.viz.model_figures import model_label, save_figures
+from vaelab.viz.images import save_figures
+from vaelab.viz.model_figures import model_label
 
 TITLE = ": the true posterior p(z|x) (filled) and the encoder's q(z|x) (lines)"
 

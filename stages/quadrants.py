@@ -12,7 +12,7 @@ from vaelab.core.files import write_json
 from vaelab.core.layout import Layout
 from vaelab.pipeline.stage import map_calls, outputs, run_stage
 from vaelab.studies import quadrants as quad
-from vaelab.viz.model_figures import save_figures
+from vaelab.viz.images import save_figures
 from vaelab.viz.quadrant_figures import setting_figures
 
 

@@ -1,5 +1,4 @@
-"""`make quick`: the post's study alone, one seed, a data subset, down to the report, as one DVC experiment in a
-temporary folder (`dvc exp run --temp`: the study's outputs stay). Not a DVC stage. One seed decides no claim."""
+"""`make quick`: the post's study alone (one seed, a subset) to its report, one `dvc exp run --temp`; not a stage."""
 
 import os
 import subprocess
@@ -13,12 +12,13 @@ from vaelab import tracking
 from vaelab.pipeline.stage import run_stage
 
 MODELS = ("ae_post", "ae", "vae_mse", "vae_bce")   # the post's AE made to work, vaelab's AE, its two VAEs; no other
-SETTINGS = ("seeds=[42] data.train_size=10000 data.test_size=2000 train.epochs=3 judge.epochs=1 claims=[] "
-            "evaluate.iwae_samples=20 evaluate.likelihood_images=500 evaluate.quadrature_images=20 "
-            "evaluate.tight_images=2 evaluate.binarized_iwae_samples=20 evaluate.binarized_images=100 "
-            "evaluate.sample_images=2000 evaluate.continuity_pairs=100 evaluate.trust_images=500 inference.images=20 "
-            "inference.local_images=5 inference.local_steps=50 inference.iwae_ks=[1,10] quadrants.test_images=200 "
-            "quadrants.epochs=1 quadrants.baseline_epochs=1 collapse.models=[ae_post]").split()
+SETTINGS = """seeds=[42] data.train_size=10000 data.test_size=2000 train.epochs=3 judge.epochs=1 claims=[]
+evaluate.iwae_samples=20 evaluate.likelihood_images=500 evaluate.quadrature_images=20 evaluate.tight_images=2
+evaluate.binarized_iwae_samples=20 evaluate.binarized_images=100 evaluate.sample_images=2000
+evaluate.continuity_pairs=100 evaluate.trust_images=500 inference.images=20 inference.local_images=5
+inference.local_steps=50 inference.iwae_ks=[1,10] quadrants.test_images=200 quadrants.epochs=1
+quadrants.baseline_epochs=1 collapse.models=[ae_post] sbi.tasks=[two_moons] sbi.budgets=[1000] sbi.epochs=[20]
+sbi.batch_sizes=[100] sbi.samples=500""".split()
 
 
 def quick(out: Path, params: dict) -> None:

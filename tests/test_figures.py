@@ -51,7 +51,7 @@ def read_png(path: Path) -> np.ndarray:
 
 def assert_drawn(fig, path: Path, dpi: int) -> None:
     """Saved PNG has the figure's size in pixels and is not blank."""
-    figures.save_figures({path.stem: fig}, path.parent, dpi)
+    plots.save_figures({path.stem: fig}, path.parent, dpi)
     pixels = read_png(path)
     width, height = (fig.get_size_inches() * dpi).round().astype(int)
     assert pixels.shape[:2] == (height, width)

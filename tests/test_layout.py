@@ -17,7 +17,8 @@ def test_dvc_yaml_outs_are_the_layouts() -> None:
     for name, stage in stages.items():
         body = stage.get("do", stage)
         outs = [o if isinstance(o, str) else next(iter(o)) for k in ("outs", "metrics", "plots") for o in body.get(k, [])]
-        assert sorted(outs) == sorted(stage_outs(name)), f"dvc.yaml stage {name!r}"
+        key = "${item}" if "${item}" in body.get("cmd", "") else "${key}"   # a foreach over a list, or a mapping
+        assert sorted(outs) == sorted(stage_outs(name, key)), f"dvc.yaml stage {name!r}"
 
 
 def test_a_staging_folder_mirrors_the_project(tmp_path: Path) -> None:

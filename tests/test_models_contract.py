@@ -14,7 +14,8 @@ from vaelab.core.config import FiguresConfig
 from vaelab.core.errors import ConfigError
 from vaelab.data.mnist import INPUT_DIM, Split, load_split
 from vaelab.models import likelihoods
-from vaelab.viz.model_figures import expected_kinds, model_figures, save_figures
+from vaelab.viz.images import save_figures
+from vaelab.viz.model_figures import expected_kinds, model_figures
 
 SMALL = {"latent_dim": 2, "hidden": [32, 16, 8]}
 

@@ -103,7 +103,9 @@ QUICK = {"data__train_size": 600, "data__test_size": 1000, "train__epochs": 1, "
          "evaluate__trust_images": 200,
          "inference__images": 8, "inference__iwae_ks": [1, 10], "inference__local_images": 4,
          "inference__local_steps": 20, "inference__figure_digits": 2,
-         "quadrants__test_images": 50, "quadrants__epochs": 1, "quadrants__baseline_epochs": 1}
+         "quadrants__test_images": 50, "quadrants__epochs": 1, "quadrants__baseline_epochs": 1,
+         "sbi__tasks": ["two_moons"], "sbi__budgets": [200], "sbi__epochs": [2], "sbi__batch_sizes": [50],
+         "sbi__observations": [1, 2], "sbi__samples": 100}
 
 
 # The models the pipeline tests run end to end: one AE and the post's two VAEs. Every registered kind and

@@ -20,7 +20,8 @@ from vaelab.report.render import render_html, render_markdown
 from vaelab.report.sections import Inputs, report_blocks
 from vaelab.studies import claims
 from vaelab.viz import charts, images
-from vaelab.viz.model_figures import KINDS, model_label, save_figures
+from vaelab.viz.images import save_figures
+from vaelab.viz.model_figures import KINDS, model_label
 
 TITLE = "Autoencoder vs VAEs on MNIST"
 
@@ -94,7 +95,8 @@ def read_inputs(params: Params, root: Path) -> Inputs:
                   read_json(at.references_metrics),
                   read_json(at.collapse_metrics) if set(params.collapse.models) & set(params.models) else {},
                   read_json(at.sweep_report("tuning")), robust,
-                  {k: getattr(params.evaluate, k) for k in ("iwae_samples", "binarized_iwae_samples")})
+                  {k: getattr(params.evaluate, k) for k in ("iwae_samples", "binarized_iwae_samples")},
+                  {task: read_json(at.sbi_metrics(task)) for task in params.sbi.tasks})
 
 
 PLOTTED = ("test_loss", "test_mse")  # the history columns `dvc plots` draws (every model's history has them)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 N_FOLDS = 5  # sbibm's n_folds
@@ -56,6 +57,9 @@ def c2st(samples: Tensor, reference: Tensor, seed: int = 1) -> float:
         if not torch.isfinite(s).all():
             raise ValueError(f"c2st: {what} contain NaN or infinite values")
     reference, samples = _equal_sizes(reference, samples, seed)
-    accuracy = sbi_c2st(reference, samples, seed=seed, n_folds=N_FOLDS, classifier="mlp",
-                        classifier_kwargs=sbibm_mlp_kwargs(samples.shape[1]), z_score=True)
+    # scikit-learn's MLP multiplies in numpy's BLAS: one thread, as every worker of the stages (the same result
+    # however many workers share the cores).
+    with threadpool_limits(limits=1, user_api="blas"):
+        accuracy = sbi_c2st(reference, samples, seed=seed, n_folds=N_FOLDS, classifier="mlp",
+                            classifier_kwargs=sbibm_mlp_kwargs(samples.shape[1]), z_score=True)
     return float(accuracy)

@@ -12,6 +12,7 @@ torch's global generator, so each call seeds it first: the same seed gives the s
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,4 +84,6 @@ def sample_npe(result: NPEResult, x_o: Tensor, n: int, seed: int) -> Tensor:
     """``n`` posterior samples [n, dim_theta] given one observation ``x_o`` [1, dim_x] (inside the prior's support:
     sbi rejects draws the prior excludes)."""
     torch.manual_seed(seed)
-    return result.posterior.sample((n,), x=x_o.float(), show_progress_bars=False).detach()
+    with warnings.catch_warnings():   # nflows' LU transform calls a torch function deprecated since 2.x, per draw
+        warnings.filterwarnings("ignore", message="torch.triangular_solve is deprecated")
+        return result.posterior.sample((n,), x=x_o.float(), show_progress_bars=False).detach()

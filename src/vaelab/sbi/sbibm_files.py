@@ -37,6 +37,7 @@ WHEEL_NAME = "sbibm-1.1.0-py2.py3-none-any.whl"
 WHEEL_SHA256 = "12ecc6b4d327b92f9225f08faa6405e4274fb8e75943d86a53157d1b1bcfaf74"
 DEFAULT_ROOT = Path("data/sbibm")
 OBSERVATIONS = range(1, 11)  # sbibm's num_observation 1..10
+REFERENCE_SAMPLES = 10_000   # reference posterior draws per observation
 OBSERVATION_FILE = "observation.csv"
 TRUE_PARAMETERS_FILE = "true_parameters.csv"
 REFERENCE_FILE = "reference_posterior_samples.csv.bz2"

@@ -21,11 +21,11 @@ from vaelab.tracking.runs import (hold_interrupt, log_artifacts, log_metrics, lo
                                   recording, run_tag, set_tags, tracked_run, tracked_runs)
 from vaelab.tracking.store import (EXPERIMENT_NOTE, HTTP_DEFAULTS, PREFLIGHT_TIMEOUT_S, REPORT_NOTE, check_reachable,
                                    client, project_root, report_experiment, setup, tracking_uri, ui_url)
-from vaelab.tracking.study_runs import QuadrantsRun, ReportRun, download_report
+from vaelab.tracking.study_runs import QuadrantsRun, ReportRun, SBIRuns, download_report
 
 __all__ = [
     "CI_PREFIX", "EPOCH_KEY", "EXPERIMENT_NOTE", "HTTP_DEFAULTS", "MODEL_ID_TAG", "PREFLIGHT_TIMEOUT_S", "QuadrantsRun",
-    "REPORT_NOTE", "ReportRun", "download_report",
+    "REPORT_NOTE", "ReportRun", "SBIRuns", "download_report",
     "CheckpointRuns", "SeedRuns", "across_seeds", "changed_params", "check_reachable", "client", "describe_registered", "epoch_metrics",
     "eval_metrics", "git_commit", "hold_interrupt", "log_artifacts", "log_dataset", "log_metrics", "log_model",
     "log_params", "logged_dataset", "logged_steps", "model_runs", "project_root", "recording", "report_experiment",

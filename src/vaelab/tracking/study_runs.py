@@ -1,6 +1,6 @@
-"""The runs of the studies beside the models: the quadrant task's run (``quadrants``) and the report's run (in the
-report's own experiment). Each opens its store when made (a stage fails fast if the store is down) and records
-when told; nothing it does changes what a stage writes."""
+"""The runs of the studies beside the models: the quadrant task's run (``quadrants``), the SBI study's runs (one
+parent per task) and the report's run (in the report's own experiment). Each opens its store when made (a stage
+fails fast if the store is down) and records when told; nothing it does changes what a stage writes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from vaelab.core.config import Params, flatten
 from vaelab.core.device import resolve_device
 from vaelab.core.layout import Layout
 from vaelab.tracking.provenance import run_tags
-from vaelab.tracking.runs import log_artifacts, log_metrics, log_params, tracked_run
+from vaelab.tracking.runs import log_artifacts, log_metrics, log_params, tracked_run, tracked_runs
 from vaelab.core.errors import TrackingError
 from vaelab.tracking.store import REPORT_NOTE, client, report_experiment, setup, tracking_uri
 
@@ -44,6 +44,35 @@ class QuadrantsRun:
             at = Layout(staged)
             log_artifacts(rid, at.figures("quadrants"), "figures")
             log_artifacts(rid, at.quadrants_metrics.parent, "metrics")
+
+
+class SBIRuns:
+    """The SBI study of one task: a parent run ``sbi-<task>`` (the protocol, each estimator's mean C2ST per budget,
+    the pair plot and the metrics file) with one child per estimator and budget (its per-epoch losses, its C2ST per
+    observation as steps, their mean, its training time)."""
+
+    def __init__(self, params: Params, task: str) -> None:
+        self.experiment_id, self.params, self.task = setup(params.mlflow.experiment), params, task
+
+    def record(self, cfg: Any, scored: list[Any], doc: dict, figures: Path) -> None:
+        tags = {**run_tags(f"sbi-{self.task}", f"sbi@{self.task}"), "sbi.task": self.task}
+        with tracked_run(f"sbi-{self.task}", self.experiment_id, tags=tags) as parent:
+            pid = parent.info.run_id
+            log_params(pid, {**{f"sbi.{k}": v for k, v in flatten(cfg).items()}, "task": self.task})
+            means = {(s.estimator, s.budget): doc["estimators"][s.estimator][str(s.budget)]["mean"] for s in scored}
+            log_metrics(pid, {f"{e}.{b}.c2st_mean": v for (e, b), v in means.items()})
+            log_artifacts(pid, figures, "figures")
+            children = [f"sbi-{self.task}-{s.estimator}-{s.budget}" for s in scored]
+            child_tags = [{**tags, "mlflow.parentRunId": pid, "sbi.estimator": s.estimator,
+                           "sbi.budget": str(s.budget)} for s in scored]
+            with tracked_runs(children, self.experiment_id, [None] * len(scored), child_tags) as ids:
+                for rid, s in zip(ids, scored):
+                    log_params(rid, {"estimator": s.estimator, "simulations": s.budget, "task": self.task})
+                    for epoch, losses in enumerate(s.history, start=1):
+                        log_metrics(rid, losses, epoch)
+                    for k, value in s.c2st.items():
+                        log_metrics(rid, {"c2st": value}, k)   # the step is sbibm's observation number
+                    log_metrics(rid, {"c2st_mean": means[(s.estimator, s.budget)], "train_seconds": s.train_s})
 
 
 class ReportRun:

@@ -9,6 +9,7 @@ same style. Choosing what to draw is :mod:`vaelab.viz.model_figures`' job.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Callable, Sequence
 
 import matplotlib
@@ -17,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import BoundaryNorm
 from matplotlib.figure import Figure
 
+from vaelab.core.files import atomic_path
 from vaelab.data.mnist import IMAGE_SIDE, NUM_CLASSES
 
 STYLE = {"font.size": 9, "axes.titlesize": 10, "figure.titlesize": 11, "image.cmap": "gray",
@@ -132,3 +134,18 @@ def interpolations(paths, title: str, row_labels: Sequence[str] = ()) -> Figure:
         ax.set_yticks([(IMAGE_SIDE + 2) * (i + 0.5) for i in range(pairs)], list(row_labels))
     ax.set_title(title)
     return fig
+
+
+def save_figures(figs: dict[str, Figure], folder: Path, dpi: int) -> list[Path]:
+    """Write ``<kind>.png`` for each figure, each via a temporary file and a rename.
+
+    PNG metadata is fixed (no software version or date), so identical pictures give identical files.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for kind, figure in figs.items():
+        path = folder / f"{kind}.png"
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, dpi=dpi, format="png", metadata={"Software": None})
+        written.append(path)
+    return written

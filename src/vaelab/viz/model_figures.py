@@ -1,21 +1,19 @@
 """The figures of one trained model: what to draw, from the model and the test split, by asking the model
 (its posterior's mean, its latent box, whether it has a prior to sample), never by testing its kind.
 
-:func:`model_figures` is pure (model + data + settings in, Figures out); :func:`save_figures` writes PNGs
+:func:`model_figures` is pure (model + data + settings in, Figures out); :func:`vaelab.viz.images.save_figures` writes PNGs
 atomically. The ``figures@<model>`` stage (stages/figures.py) loads, calls these, records and publishes.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Callable
 
 import torch
 from matplotlib.figure import Figure
 
 from vaelab.core.config import FiguresConfig
-from vaelab.core.files import atomic_path
 from vaelab.data.mnist import NUM_CLASSES, Split
 from vaelab.measures import continuity, metrics
 from vaelab.measures.capabilities import ANY, Needs
@@ -163,18 +161,3 @@ def model_figures(name: str, model: LatentModel, test: Split, fig: FiguresConfig
         log.info("%s: latent size %d, not 2: manifold grid skipped", name, model.cfg.latent_dim)
     sheet = Sheet(name, model, test, fig, seed)
     return {kind: DRAW[kind](sheet) for kind in kinds}
-
-
-def save_figures(figs: dict[str, Figure], folder: Path, dpi: int) -> list[Path]:
-    """Write ``<kind>.png`` for each figure, each via a temporary file and a rename.
-
-    PNG metadata is fixed (no software version or date), so identical pictures give identical files.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for kind, figure in figs.items():
-        path = folder / f"{kind}.png"
-        with atomic_path(path) as tmp:
-            figure.savefig(tmp, dpi=dpi, format="png", metadata={"Software": None})
-        written.append(path)
-    return written

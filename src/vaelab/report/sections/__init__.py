@@ -13,6 +13,7 @@ from vaelab.report.sections.inference import inference_blocks
 from vaelab.report.sections.measured import measured_blocks
 from vaelab.report.sections.post_ae import post_ae_blocks
 from vaelab.report.sections.quadrants import quadrant_blocks
+from vaelab.report.sections.sbi import sbi_blocks
 from vaelab.report.sections.tuning import tuning_blocks
 from vaelab.report.sections.verdicts import claims_blocks
 
@@ -37,6 +38,7 @@ def report_blocks(inp: Inputs) -> list[Block]:
         *decoder_blocks(inp),
         *inference_blocks(inp),
         *quadrant_blocks(inp),
+        *sbi_blocks(inp),
         *tuning_blocks(inp),
         Heading("Training"), Image("study/test_loss.png", "test loss per epoch"), Para(LOSS_CAPTION, italic=True),
         Heading("Final losses"),

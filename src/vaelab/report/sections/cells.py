@@ -37,6 +37,7 @@ class Inputs:
     tuning: dict = field(default_factory=dict)                # reports/tuning.json: the `tuning` sweep's document
     robust: list[dict[str, claims.Verdict]] = field(default_factory=list)  # per claim: metric -> verdict alone (95%)
     settings: dict[str, object] = field(default_factory=dict)  # the `evaluate` params that headings print (K, ..)
+    sbi: dict[str, dict] = field(default_factory=dict)         # task -> metrics/sbi/<task>.json (the SBI study)
 
 
 
