@@ -82,7 +82,8 @@ def test_repro_leaves_git_clean_and_nothing_to_do(tiny_pipeline: Path) -> None:
 # Every stage program is forced once: the shared stages, one model's training, the inference and quadrant stages
 # and the report (in two halves, so two workers share the work). The other models run the same programs, and
 # figures@/evaluate@ are forced, and checked byte-identical through `git status`, by test_team.py's pulled clone.
-FORCED = {"upstream": ["download", "binarize", "judge", "train@vae_bce"], "downstream": ["inference", "quadrants", "report"]}
+FORCED = {"upstream": ["download", "binarize", "judge", "train@vae_bce", "sbibm"],
+          "downstream": ["inference", "quadrants", "sbi@two_moons", "report"]}
 
 
 @pytest.mark.parametrize("half", list(FORCED))
@@ -136,3 +137,25 @@ def test_quadrant_completion_runs_in_the_tiny_pipeline(tiny_pipeline: Path) -> N
     assert m["S"] >= 100 and all(m[f"given_{k}"]["cvae_nll"] > 0 for k in (1, 2, 3))
     assert all((tiny_pipeline / "reports" / "figures" / "quadrants" / f"given{k}.png").is_file() for k in (1, 2, 3))
     assert "Structured output: completing a digit" in (tiny_pipeline / "reports" / "report.md").read_text()
+
+
+def test_the_sbi_study_runs_in_the_tiny_pipeline(tiny_pipeline: Path) -> None:
+    """sbi@two_moons: every estimator scored on each observation, its pair plot, its report section, and its MLflow
+    parent run with one child per estimator and budget (C2ST per observation as steps)."""
+    sbi = params_of(tiny_pipeline)["sbi"]
+    m = json.loads((tiny_pipeline / "metrics" / "sbi" / "two_moons.json").read_text())
+    assert list(m["estimators"]) == sbi["estimators"] and m["protocol"]["observations"] == sbi["observations"]
+    for per_budget in m["estimators"].values():
+        assert sorted(per_budget) == sorted(str(b) for b in sbi["budgets"])
+        assert all(0 <= v <= 1 for e in per_budget.values() for v in e["c2st"].values())
+    assert (tiny_pipeline / "reports" / "figures" / "sbi" / "two_moons" / "pairs.png").is_file()
+    assert "Simulation-based inference with a conditional VAE" in (tiny_pipeline / "reports" / "report.md").read_text()
+    client = MlflowClient(f"sqlite:///{tiny_pipeline / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(params_of(tiny_pipeline)["mlflow"]["experiment"]).experiment_id
+    (parent,) = client.search_runs([exp], "attributes.run_name = 'sbi-two_moons'")
+    children = client.search_runs([exp], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert sorted((c.data.tags["sbi.estimator"], c.data.tags["sbi.budget"]) for c in children) == sorted(
+        (e, str(b)) for e in sbi["estimators"] for b in sbi["budgets"])
+    for c in children:
+        steps = [h.step for h in client.get_metric_history(c.info.run_id, "c2st")]
+        assert sorted(steps) == sbi["observations"], c.info.run_name

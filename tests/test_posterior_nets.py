@@ -10,7 +10,8 @@ import torch
 
 from vaelab.core.config import TrainConfig
 from vaelab.core.errors import ConfigError
-from vaelab.sbi.posterior_nets import AmortizedPosterior, BlackBoxVI, PosteriorCVAE, fit_bbvi, fit_cvae, simulations
+from vaelab.sbi.posterior_nets import (AmortizedPosterior, BlackBoxVI, FlowPosterior, PosteriorCVAE, fit_bbvi, fit_cvae,
+                                       simulations)
 from vaelab.sbi.tasks import SBITask, TwoMoons, get_task
 
 HIDDEN = [64, 64]
@@ -87,6 +88,27 @@ def test_bbvi_trains_through_the_loop_and_samples_inside_the_box(moons):
     with torch.no_grad():
         mass = q.log_prob(grid[None], x_o).exp().sum() * (1.998 / 399) ** 2
     assert abs(float(mass) - 1) < 0.05
+
+
+def test_flow_bbvi_trains_through_the_loop_and_its_density_is_its_samples(moons):
+    """The flow family: the loss falls, draws are reproducible and inside the box, the log q that training uses for a
+    draw is log_prob's for it (the box's change of variables included), and q is normalised over the box."""
+    task, theta, x, x_o = moons
+    torch.manual_seed(0)
+    q = FlowPosterior.from_data(theta, x, HIDDEN, bounds=task.prior_bounds)
+    losses = _losses(fit_bbvi(BlackBoxVI(task, q), x, TrainConfig(epochs=3, batch_size=100, lr=1e-3), seed=0))
+    assert losses[-1] < losses[0], losses
+    a, b, c = _samples_twice(q, x_o)
+    assert a.shape == (500, 2) and torch.equal(a, b) and not torch.equal(a, c)
+    assert task.inside_prior(a).all()
+    with torch.no_grad():
+        draws, weights, log_q = q.reparameterized(x[:4], 6)
+        assert draws.shape == (4, 6, 2) and torch.allclose(weights.sum(1), torch.ones(4))
+        again = q.log_prob(draws.reshape(-1, 2), x[:4].repeat_interleave(6, 0)).reshape(4, 6)
+        assert torch.allclose(log_q, again, atol=1e-3), (log_q, again)
+        grid = torch.stack(torch.meshgrid(*(torch.linspace(-0.999, 0.999, 300),) * 2, indexing="ij"), -1).reshape(-1, 2)
+        mass = q.log_prob(grid, x_o.expand(len(grid), -1)).exp().sum() * (1.998 / 299) ** 2
+    assert abs(float(mass) - 1) < 0.05, float(mass)
 
 
 def test_gaussian_linear_posterior_mean_is_close_to_the_exact_one():

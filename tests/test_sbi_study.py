@@ -18,8 +18,8 @@ from vaelab.sbi.published import NPE_C2ST_PER_OBSERVATION, npe_c2st
 from vaelab.sbi.sbibm_files import download_wheel, fetch_sbibm_files
 from vaelab.viz.sbi_figures import coordinate_pairs, pair_plot
 
-TINY = SBIConfig(tasks=["two_moons", "slcp"], budgets=[200], epochs=[2], batch_sizes=[50], observations=[1, 2],
-                 samples=100)
+TINY = SBIConfig(tasks=["two_moons", "slcp"], estimators=["cvae", "bbvi", "bbvi_flow", "npe"], budgets=[200],
+                 epochs=[2], batch_sizes=[50], observations=[1, 2], samples=100)
 
 
 @pytest.fixture(scope="module")
@@ -88,20 +88,22 @@ def test_every_estimator_is_scored_on_real_files_and_a_rerun_is_identical(sbibm_
         assert s.history and all(torch.isfinite(torch.tensor(list(h.values()))).all() for h in s.history)
 
     doc = study.document("two_moons", TINY, scored)
-    assert list(doc["estimators"]) == ["cvae", "bbvi", "npe"]
+    assert list(doc["estimators"]) == ["cvae", "bbvi", "bbvi_flow", "npe"]
     entry = doc["estimators"]["npe"]["200"]
     assert entry["n"] == 2 and entry["low"] <= entry["mean"] <= entry["high"]
     assert entry["mean"] == pytest.approx(sum(entry["c2st"].values()) / 2)
     assert doc["published_npe"]["these_observations"]["1000"] == pytest.approx(npe_c2st("two_moons", 1000, [1, 2]))
-    assert "train_s" not in str(doc)   # wall time is not reproducible: MLflow's, never an output's
+    assert all(set(s.seconds) == {"simulate", "train", "sample", "c2st"} and s.seconds["c2st"] > 0 for s in scored)
+    assert "seconds" not in str(doc)   # wall time is not reproducible: MLflow's and the log's, never an output's
 
     figure = pair_plot("two_moons", scored, study.references("two_moons", TINY, sbibm_root))
-    assert len(figure.axes) == 3   # three estimators, one pair of coordinates
+    assert len(figure.axes) == 4   # four estimators, one pair of coordinates
 
     blocks = sbi_blocks(Inputs([], {}, {}, {}, {}, [], {}, [], sbi={"two_moons": doc}))
     (table,) = [b for b in blocks if isinstance(b, Table)]
     assert table.header[2:] == ["C2ST, 200 simulations"]
-    assert [r[1] for r in table.rows] == ["CVAE", "BBVI", "NPE (sbi)", "NPE, published by sbibm"]
+    assert [r[1] for r in table.rows] == ["CVAE", "BBVI, Gaussian mixture", "BBVI, flow", "NPE (sbi)",
+                                          "NPE, published by sbibm"]
     assert table.rows[-1][2:] == ["—"]   # sbibm ran no 200 simulations
     text = render_markdown("r", blocks)
     assert "figures/sbi/two_moons/pairs.png" in text and "observations 1, 2" in text
@@ -109,3 +111,26 @@ def test_every_estimator_is_scored_on_real_files_and_a_rerun_is_identical(sbibm_
 
 def test_no_sbi_tasks_means_no_section() -> None:
     assert sbi_blocks(Inputs([], {}, {}, {}, {}, [], {}, [])) == []
+
+
+@pytest.mark.parametrize("task, change, says", [
+    ("lotka_volterra", {}, "sbi.tasks = ['two_moons']: no task 'lotka_volterra'"),
+    ("two_moons", {"budgets": [5]}, "sbi.budgets = [5]: expected a non-empty list of distinct integers >= 10"),
+])
+def test_the_stage_program_refuses_a_bad_task_or_budget_in_one_line(tmp_path: Path, task: str, change: dict,
+                                                                      says: str) -> None:
+    """As DVC runs it: exit 1, one line naming the key, nothing written, no MLflow store opened."""
+    import sys
+
+    import yaml
+    from helpers import REPO, run
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["sbi"].update(tasks=["two_moons"], **change)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = run([sys.executable, str(REPO / "stages" / "sbi_task.py"), "--task", task], tmp_path, check=False,
+               PYTHONPATH=str(REPO / "src"))
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and says in errors[0] and "Traceback" not in proc.stderr, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]

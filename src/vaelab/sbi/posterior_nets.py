@@ -264,6 +264,19 @@ class AmortizedPosterior(nn.Module):
         log_pi, parts = self.mixture(x)
         return self._mixture_log_prob(log_pi, parts, v) + log_det
 
+    def reparameterized(self, x: Tensor, samples: int, noise: streams.Source = None) -> tuple[Tensor, Tensor, Tensor]:
+        """What :class:`BlackBoxVI` asks of q: reparameterised draws θ [B, M, d] with their weights [B, M] (summing to
+        1 per x) and log q(θ | x) [B, M] in nats of θ. Here M = K·S: ``samples`` draws θ_k(ε) of every component k,
+        weighted π_k / S (stratified over the components, so π enters exactly and nothing discrete is drawn)."""
+        log_pi, parts = self.mixture(x)
+        b, k, d = parts.mean.shape
+        eps = streams.normal((b, k, samples, d), noise, parts.mean)
+        v = (parts.mean[:, :, None] + parts.std[:, :, None] * eps).reshape(b, k * samples, d)
+        theta, log_det = self.theta_space.to_theta(v)
+        log_q = self._mixture_log_prob(log_pi, parts, v) + log_det
+        weights = (log_pi.exp()[:, :, None] / samples).expand(b, k, samples).reshape(b, k * samples)
+        return theta, weights, log_q
+
     @torch.no_grad()
     def sample(self, x_o: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
         """[n, dim_theta] draws of q(θ | x_o): a component by its weight, then its Gaussian."""
@@ -271,6 +284,58 @@ class AmortizedPosterior(nn.Module):
         k = torch.multinomial(log_pi[0].exp(), n, replacement=True, generator=generator)
         chosen = DiagonalGaussian(parts.mean[0, k], parts.logvar[0, k])
         return self.theta_space.to_theta(chosen.rsample(generator=generator))[0]
+
+
+class FlowPosterior(nn.Module):
+    """q(θ | x): a neural spline flow (zuko's ``NSF``, autoregressive rational-quadratic splines; zuko comes with
+    sbi) in v-space, conditioned on the standardised x: a family that can hold two moons' crescents, which a mixture
+    of diagonal Gaussians covers badly (benchmarks/posterior_nets.py). For a box prior v is the box's logit, so q
+    lives inside the box. zuko draws its base noise from torch's global generator: :meth:`sample` seeds it from
+    ``generator`` inside a forked RNG state, so draws are reproducible and the caller's state is left alone."""
+
+    def __init__(self, dim_theta: int, dim_x: int, hidden: Sequence[int], transforms: int = 3,
+                 bounds: Bounds | None = None):
+        super().__init__()
+        import zuko
+
+        if transforms < 1:
+            raise ConfigError(f"FlowPosterior: transforms = {transforms!r}, expected >= 1")
+        self.dim_theta, self.dim_x = dim_theta, dim_x
+        self.theta_space = ThetaSpace(dim_theta, bounds)
+        self.x_scale = Standardizer(dim_x)
+        self.flow = zuko.flows.NSF(dim_theta, dim_x, transforms=transforms, hidden_features=tuple(hidden))
+
+    @classmethod
+    def from_data(cls, theta: Tensor, x: Tensor, hidden: Sequence[int] = DEFAULT_HIDDEN, transforms: int = 3,
+                  bounds: Bounds | None = None) -> "FlowPosterior":
+        """Standardisations from simulated pairs (θ: prior draws, for their scale only)."""
+        _check_pairs(theta, x)
+        net = cls(theta.shape[1], x.shape[1], hidden, transforms, bounds)
+        net.theta_space.fit_scale(theta)
+        net.x_scale.fit_scale(x)
+        return net
+
+    def reparameterized(self, x: Tensor, samples: int, noise: streams.Source = None) -> tuple[Tensor, Tensor, Tensor]:
+        """As :meth:`AmortizedPosterior.reparameterized`, with M = ``samples`` equally weighted draws (zuko draws the
+        base noise from torch's global generator, which the training loop seeds; ``noise`` is not used)."""
+        v, log_qv = self.flow(self.x_scale(x)).rsample_and_log_prob((samples,))   # [S, B, d], [S, B]
+        theta, log_det = self.theta_space.to_theta(v.transpose(0, 1))
+        log_q = log_qv.transpose(0, 1) + log_det
+        return theta, torch.full_like(log_q, 1.0 / samples), log_q
+
+    def log_prob(self, theta: Tensor, x: Tensor) -> Tensor:
+        """log q(θ | x) in nats of θ: ``theta`` [B, d] with ``x`` [B, dim_x]."""
+        v, log_det = self.theta_space.to_v(theta)
+        return self.flow(self.x_scale(x)).log_prob(v) + log_det
+
+    @torch.no_grad()
+    def sample(self, x_o: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """[n, dim_theta] draws of q(θ | x_o)."""
+        seed = int(torch.randint(2**62, (1,), generator=generator))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            v = self.flow(self.x_scale(_observation(x_o, self.dim_x))).sample((n,))[:, 0]
+        return self.theta_space.to_theta(v)[0]
 
 
 def prior_log_prob(task: SBITask, theta: Tensor) -> Tensor:
@@ -283,14 +348,15 @@ def prior_log_prob(task: SBITask, theta: Tensor) -> Tensor:
 
 
 class BlackBoxVI(nn.Module):
-    """The negative ELBO of an :class:`AmortizedPosterior` over simulated x, from the task's likelihood.
+    """The negative ELBO of an amortised q(θ | x) over simulated x, from the task's likelihood.
 
-    Per x and component k, ``samples`` reparameterised θ_k(ε) = map(μ_k + σ_k ε); the ELBO is
-    Σ_k π_k mean_ε [log p(x | θ_k) + log p(θ_k) − log q(θ_k | x)], exact in π (stratified: no discrete draw).
-    A task without a tractable likelihood fails at construction with the error its ``log_likelihood`` raises.
+    E_q[log p(x | θ) + log p(θ) − log q(θ | x)] over the reparameterised, weighted draws that q gives for each x
+    (``reparameterized``: an :class:`AmortizedPosterior` stratifies over its components, a :class:`FlowPosterior`
+    draws ``samples`` equally weighted). A task without a tractable likelihood fails at construction with the
+    error its ``log_likelihood`` raises.
     """
 
-    def __init__(self, task: SBITask, posterior: AmortizedPosterior, samples: int = 1):
+    def __init__(self, task: SBITask, posterior: AmortizedPosterior | FlowPosterior, samples: int = 1):
         super().__init__()
         if samples < 1:
             raise ConfigError(f"BlackBoxVI: samples = {samples!r}, expected >= 1")
@@ -298,7 +364,7 @@ class BlackBoxVI(nn.Module):
             raise ConfigError(f"BlackBoxVI: the posterior is for dim_theta {posterior.dim_theta}, dim_x "
                               f"{posterior.dim_x}; task {task.name!r} has {task.dim_theta} and {task.dim_x}")
         if posterior.theta_space.boxed != (task.prior_bounds is not None):
-            raise ConfigError(f"BlackBoxVI: task {task.name!r} needs an AmortizedPosterior built with "
+            raise ConfigError(f"BlackBoxVI: task {task.name!r} needs a posterior built with "
                               f"bounds={'task.prior_bounds' if task.prior_bounds is not None else 'None'}, so "
                               f"q's support is the prior's")
         # Fail now, not mid-training: one likelihood evaluation (θ = 0 lies in every task's prior support).
@@ -308,17 +374,10 @@ class BlackBoxVI(nn.Module):
     def loss(self, x: Tensor, noise: streams.Source = None) -> dict[str, Tensor]:
         """The negative ELBO (batch mean, nats), with its parts: ``nll`` = −E_q log p(x | θ) and
         ``kl`` = E_q[log q − log p(θ)] (q's KL to the prior)."""
-        log_pi, parts = self.posterior.mixture(x)
-        b, k, d = parts.mean.shape
-        eps = streams.normal((b, k, self.samples, d), noise, parts.mean)
-        v = parts.mean[:, :, None] + parts.std[:, :, None] * eps                    # [B, K, S, d]
-        theta, log_det = self.posterior.theta_space.to_theta(v)
-        log_q = self.posterior._mixture_log_prob(log_pi, parts, v.reshape(b, k * self.samples, d))
-        log_q = log_q.reshape(b, k, self.samples) + log_det                          # in nats of θ
-        log_lik = self.task.log_likelihood(theta, x[:, None, None])
-        weights = log_pi.exp()[:, :, None] / self.samples                           # π_k / S
-        nll = -(weights * log_lik).sum((1, 2)).mean()
-        kl = (weights * (log_q - prior_log_prob(self.task, theta))).sum((1, 2)).mean()
+        theta, weights, log_q = self.posterior.reparameterized(x, self.samples, noise)   # [B, M, d], [B, M], [B, M]
+        log_lik = self.task.log_likelihood(theta, x[:, None])
+        nll = -(weights * log_lik).sum(1).mean()
+        kl = (weights * (log_q - prior_log_prob(self.task, theta))).sum(1).mean()
         return {"loss": nll + kl, "nll": nll, "kl": kl}
 
 

@@ -72,7 +72,8 @@ class SBIRuns:
                         log_metrics(rid, losses, epoch)
                     for k, value in s.c2st.items():
                         log_metrics(rid, {"c2st": value}, k)   # the step is sbibm's observation number
-                    log_metrics(rid, {"c2st_mean": means[(s.estimator, s.budget)], "train_seconds": s.train_s})
+                    log_metrics(rid, {"c2st_mean": means[(s.estimator, s.budget)],
+                                      **{f"seconds.{part}": v for part, v in s.seconds.items()}})
 
 
 class ReportRun:

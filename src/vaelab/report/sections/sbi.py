@@ -6,7 +6,7 @@ from __future__ import annotations
 from vaelab.report.render import MISSING, Block, Heading, Image, Para, Table
 from vaelab.report.sections.cells import Inputs
 
-NAMES = {"cvae": "CVAE", "bbvi": "BBVI", "npe": "NPE (sbi)"}
+NAMES = {"cvae": "CVAE", "bbvi": "BBVI, Gaussian mixture", "bbvi_flow": "BBVI, flow", "npe": "NPE (sbi)"}
 
 
 def _power(budget: int) -> str:
