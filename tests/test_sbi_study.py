@@ -106,7 +106,7 @@ def test_every_estimator_is_scored_on_real_files_and_a_rerun_is_identical(sbibm_
                                           "NPE, published by sbibm"]
     assert table.rows[-1][2:] == ["—"]   # sbibm ran no 200 simulations
     text = render_markdown("r", blocks)
-    assert "figures/sbi/two_moons/pairs.png" in text and "observations 1, 2" in text
+    assert "figures/sbi/two_moons/pairs.png" in text and "observations 1 and 2" in text
 
 
 def test_no_sbi_tasks_means_no_section() -> None:

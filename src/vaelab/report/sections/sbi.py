@@ -16,6 +16,10 @@ def _power(budget: int) -> str:
         else f"{budget:,}"
 
 
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def _cell(entry: dict | None) -> str:
     """Mean ± the half-width of the 95% t-interval over observations (3 decimals); the mean alone for one."""
     if entry is None:
@@ -33,7 +37,7 @@ def sbi_blocks(inp: Inputs) -> list[Block]:
     first = next(iter(inp.sbi.values()))
     proto = first["protocol"]
     budgets = proto["budgets"]
-    obs = ", ".join(str(k) for k in proto["observations"])
+    obs = _and([str(k) for k in proto["observations"]])
     rows = []
     for task, doc in inp.sbi.items():
         for name, per_budget in doc["estimators"].items():
@@ -59,7 +63,7 @@ def sbi_blocks(inp: Inputs) -> list[Block]:
         Para(f"sbibm scores every task on observations 1-10 with 10,000 posterior draws against 10,000 reference "
              f"draws, at 10³, 10⁴ and 10⁵ simulations. This study scores observations {obs} with "
              f"{proto['samples']:,} draws against the first {proto['samples']:,} of sbibm's reference draws, at "
-             f"{', '.join(_power(b) for b in budgets)} simulations, because one C2ST of a 10-d posterior takes minutes "
+             f"{_and([_power(b) for b in budgets])} simulations, because one C2ST of a 10-d posterior takes minutes "
              "on two CPU cores. Fewer draws give the classifier less to learn from, so C2ST here tends to sit closer "
              "to 0.5 than sbibm's for the same posterior, and varies more: compare the rows of one run, and read the "
              "published row as sbibm's scale. One seed for the simulations and the networks' initial weights "
