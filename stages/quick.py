@@ -17,8 +17,8 @@ evaluate.iwae_samples=20 evaluate.likelihood_images=500 evaluate.quadrature_imag
 evaluate.binarized_iwae_samples=20 evaluate.binarized_images=100 evaluate.sample_images=2000
 evaluate.continuity_pairs=100 evaluate.trust_images=500 inference.images=20 inference.local_images=5
 inference.local_steps=50 inference.iwae_ks=[1,10] quadrants.test_images=200 quadrants.epochs=1
-quadrants.baseline_epochs=1 collapse.models=[ae_post] sbi.tasks=[two_moons] sbi.budgets=[1000] sbi.epochs=[20]
-sbi.batch_sizes=[100] sbi.samples=500""".split()
+quadrants.baseline_epochs=1 collapse.models=[ae_post] sbi.tasks=[two_moons] sbi.estimators=[cvae,npe] sbi.budgets=[200]
+sbi.observations=[1] sbi.samples=200""".split()
 
 
 def quick(out: Path, params: dict) -> None:
