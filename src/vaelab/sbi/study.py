@@ -58,29 +58,29 @@ class Estimator:
     what: str     # the report's one-line description
 
 
+def _fitted(net: Any, history: list) -> Fitted:
+    """A net of vaelab's loop (``net.sample(x_o, n, generator)``) and its epochs, as the study asks for them."""
+    return Fitted(lambda x_o, n, s: net.sample(x_o, n, torch.Generator().manual_seed(s)),
+                  [{f"train_{k}": v for k, v in e.train.items()} for e in history])
+
+
 def _fit_cvae(task: SBITask, theta: Tensor, x: Tensor, cfg: SBIConfig, schedule: TrainConfig, seed: int) -> Fitted:
     torch.manual_seed(seed)   # the initial weights
     net = PosteriorCVAE.from_data(theta, x, cfg.hidden, cfg.latent_dim, task.prior_bounds, iw_samples=cfg.iw_samples)
-    history = fit_cvae(net, theta, x, schedule, seed)
-    return Fitted(lambda x_o, n, s: net.sample(x_o, n, torch.Generator().manual_seed(s)),
-                  [{f"train_{k}": v for k, v in e.train.items()} for e in history])
+    return _fitted(net, fit_cvae(net, theta, x, schedule, seed))
 
 
 def _fit_bbvi(task: SBITask, theta: Tensor, x: Tensor, cfg: SBIConfig, schedule: TrainConfig, seed: int) -> Fitted:
     torch.manual_seed(seed)
     q = AmortizedPosterior.from_data(theta, x, cfg.hidden, cfg.components, task.prior_bounds)
-    history = fit_bbvi(BlackBoxVI(task, q), x, schedule, seed)
-    return Fitted(lambda x_o, n, s: q.sample(x_o, n, torch.Generator().manual_seed(s)),
-                  [{f"train_{k}": v for k, v in e.train.items()} for e in history])
+    return _fitted(q, fit_bbvi(BlackBoxVI(task, q), x, schedule, seed))
 
 
 def _fit_bbvi_flow(task: SBITask, theta: Tensor, x: Tensor, cfg: SBIConfig, schedule: TrainConfig,
                    seed: int) -> Fitted:
     torch.manual_seed(seed)   # the initial weights, and zuko's base noise in training (torch's global generator)
     q = FlowPosterior.from_data(theta, x, cfg.hidden, bounds=task.prior_bounds)
-    history = fit_bbvi(BlackBoxVI(task, q), x, schedule, seed)
-    return Fitted(lambda x_o, n, s: q.sample(x_o, n, torch.Generator().manual_seed(s)),
-                  [{f"train_{k}": v for k, v in e.train.items()} for e in history])
+    return _fitted(q, fit_bbvi(BlackBoxVI(task, q), x, schedule, seed))
 
 
 def _fit_npe(task: SBITask, theta: Tensor, x: Tensor, cfg: SBIConfig, schedule: TrainConfig, seed: int) -> Fitted:
