@@ -16,18 +16,18 @@ SETTINGS = """seeds=[42] data.train_size=10000 data.test_size=2000 train.epochs=
 evaluate.iwae_samples=20 evaluate.likelihood_images=500 evaluate.quadrature_images=20 evaluate.tight_images=2
 evaluate.binarized_iwae_samples=20 evaluate.binarized_images=100 evaluate.sample_images=2000
 evaluate.continuity_pairs=100 evaluate.trust_images=500 inference.images=20 inference.local_images=5
-inference.local_steps=50 inference.iwae_ks=[1,10] quadrants.test_images=200 quadrants.epochs=1
-quadrants.baseline_epochs=1 collapse.models=[ae_post] sbi.tasks=[two_moons] sbi.estimators=[cvae,npe] sbi.budgets=[200]
+inference.local_steps=50 inference.iwae_ks=[1,10] quadrants.test_images=200 quadrants.epochs=1 quadrants.given=[2]
+quadrants.baseline_epochs=1 collapse.models=[ae_post] sbi.tasks=[two_moons] sbi.estimators=[cvae] sbi.budgets=[200]
 sbi.observations=[1] sbi.samples=200""".split()
 
 
-def quick(out: Path, params: dict) -> None:
-    name, keep = time.strftime("quick-%Y%m%d-%H%M%S"), ",".join(m for m in params["inference"]["models"] if m in MODELS)
-    sets = [*SETTINGS, f"inference.models=[{keep}]", *(f"~models.{m}" for m in params["models"] if m not in MODELS),
-            *(f"~report.post_ae.{m}" for m in params["report"]["post_ae"] if m not in MODELS)]
+def quick(out: Path, p: dict) -> None:
+    name, keep = time.strftime("quick-%Y%m%d-%H%M%S"), ",".join(m for m in p["inference"]["models"] if m in MODELS)
+    sets = [*SETTINGS, f"inference.models=[{keep}]", *(f"~report.post_ae.{m}" for m in p["report"]["post_ae"] if m
+            not in MODELS), *(f"++models.{m}.seeds=[42]" if m in MODELS else f"~models.{m}" for m in p["models"])]
     subprocess.run(["dvc", "exp", "run", "--temp", "--name", name, *(a for s in sets for a in ("-S", s))], check=True,
                    env={**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri()})  # not the temp folder's store
-    click.echo(f"{name}: `dvc exp show`; report: {tracking.download_report(params['mlflow']['experiment'], name, out)}")
+    click.echo(f"{name}: `dvc exp show`; report: {tracking.download_report(p['mlflow']['experiment'], name, out)}")
 
 
 @click.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 import yaml
 from helpers import run
 
-from vaelab.studies.sweeps import Point, points_from_exp_show, rd_curves, table_markdown
+from vaelab.studies.sweeps import Point, matched_beta, points_from_exp_show, rd_curves, table_markdown
 from vaelab.tracking import changed_params
 from vaelab.viz.charts import rd_figure
 
@@ -172,6 +173,26 @@ def test_rate_distortion_points_from_exp_show() -> None:
     assert "| vae_bce | 4 | 2 | 2.00 | 2.89 | 190.00 | b4 |" in table
 
 
+def test_matched_beta_interpolates_the_rate_in_log_beta_between_the_bracketing_points() -> None:
+    mse = [Point("vae_mse", b, 2, r, 20.0, f"b{b}") for b, r in ((0.25, 6.0), (0.5, 5.0), (1.0, 4.0), (2.0, 2.0))]
+    extra = [Point("vae_mse", 1.0, 8, 5.5, 15.0, "z8")]   # another latent size: not on the beta curve
+    m = matched_beta([*mse, *extra, Point("vae_bce", 1.0, 2, 5.5, 130.0, "main")], "vae_mse", "vae_bce")
+    # Halfway in rate between beta 0.25 and 0.5 is halfway in log beta: sqrt(0.25 * 0.5).
+    assert m is not None and (m.below.beta, m.above.beta) == (0.25, 0.5)
+    assert m.beta == pytest.approx((0.25 * 0.5) ** 0.5) and m.rate_nats == 5.5
+    assert matched_beta([*mse, Point("vae_bce", 1.0, 2, 9.0, 130.0, "main")], "vae_mse", "vae_bce") is None
+    assert matched_beta(mse, "vae_mse", "vae_bce") is None   # no target point
+
+
+def test_the_matched_gaussian_vae_trains_at_the_beta_that_reports_rd_md_found() -> None:
+    # The sharpness claims' comparator at equal rate: its beta is the sweep's, to two significant figures.
+    repo = Path(__file__).resolve().parents[1]
+    found = re.search(r"\*\*β ≈ ([0-9.]+)\*\*", (repo / "reports" / "rd.md").read_text())
+    assert found, "reports/rd.md has no matched beta: re-run the sweep and stages/rd.py (README 'Sweeps')"
+    beta = yaml.safe_load((repo / "params.yaml").read_text())["models"]["vae_mse_matched"]["beta"]
+    assert beta == float(f"{float(found.group(1)):.2g}")
+
+
 def test_rate_distortion_figure_has_a_panel_per_model_and_labelled_points() -> None:
     points = [Point("vae_bce", b, 2, 8 / b, 140 + 10 * b, f"b{b}") for b in (0.5, 1.0, 4.0)]
     points += [Point("vae_bce", 1.0, d, 4 * d, 150 / d, f"z{d}") for d in (4, 8)]
@@ -196,6 +217,7 @@ def test_rd_script_writes_report_and_rejects_bad_input(tmp_path: Path) -> None:
         PYTHONPATH=str(repo / "src"))
     md = (tmp_path / "out" / "rd.md").read_text()
     assert "| vae_bce | 4 | 2 | 2.00 |" in md and "dvc exp run --queue" in md
+    assert "no matched β" in md   # vae_mse has no beta sweep here
     assert (tmp_path / "out" / "figures" / "rd.png").read_bytes()[:4] == b"\x89PNG"
 
     (tmp_path / "bad.json").write_text("[]")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from vaelab.core.errors import ReportError
 from vaelab.core.files import atomic_path, write_atomic
-from vaelab.studies.sweeps import points_from_exp_show, table_markdown
+from vaelab.studies.sweeps import MatchedRate, matched_beta, points_from_exp_show, table_markdown
 from vaelab.viz.charts import rd_figure
 
 COMMAND = "dvc exp show --json"
@@ -21,14 +21,30 @@ PYTHONPATH=src python stages/rd.py      # reads `{command}`, writes reports/rd.m
 
 Rate is the test KL(q(z|x) || p(z)) per image (`test.kl` of `metrics/train/<model>.json`, mean over seeds), in nats and in
 bits (nats / ln 2). Distortion is the model's own test reconstruction term (`test.recon`): nats of
-binary cross-entropy for `vae_bce`, half the summed squared error for `vae_mse` — different units,
+binary cross-entropy for `vae_bce`, the Gaussian's negative log-likelihood for `vae_mse` (half the summed squared
+error plus 784 · ½ ln 2π ≈ 720.4 nats) — different scales,
 hence one panel per model. Every point is an experiment that differs from the baseline commit
 ({baseline}) only in that model's `beta` or `latent_dim`; all share the baseline's training settings:
 {training}.
 """
 
+MATCHED = """## Matched rate: the Gaussian VAE for the sharpness claims
+
+A σ = 1 Gaussian decoder lowers the rate: at β = 1, `{target}` has {goal:.2f} nats and `{model}` fewer, so a
+difference in sharpness between them may come from the rate, not the likelihood. `{model}` reaches `{target}`'s
+rate at **β ≈ {beta:.3f}**: between β = {lo:g} ({lo_rate:.2f} nats) and β = {hi:g} ({hi_rate:.2f} nats) of its
+sweep, linear in log β. params.yaml's `vae_mse_matched` is `{model}` at β = {beta:.2g}; the sharpness claims are
+tested against it too, and its rate as trained is in `metrics/train/vae_mse_matched.json`. (A σ = 1 Gaussian at
+β is the objective of σ² = β at β = 1, divided by β: the same optimum.)
+"""
+
+NOT_MATCHED = """## Matched rate
+
+No two points of `{model}`'s β sweep bracket `{target}`'s rate at β = 1: no matched β from this sweep.
+"""
+
 SWEEP = """for m in vae_bce vae_mse; do
-  for b in 0.25 0.5 2 4; do dvc exp run --queue -S models.$m.beta=$b train@$m; done
+  for b in 0.125 0.25 0.5 2 4; do dvc exp run --queue -S models.$m.beta=$b train@$m; done
   for d in 4 8 16; do dvc exp run --queue -S models.$m.latent_dim=$d train@$m; done
 done
 dvc queue start -j 1            # one worker per free CPU core; wait until `dvc queue status` shows none running"""
@@ -53,6 +69,14 @@ def write_report(data: list[dict], out_dir: Path) -> Path:
     training = ", ".join(f"`{k}: {given.get(k.split('.')[0], {}).get(k.split('.')[1])}`"
                          for k in ("data.train_size", "train.epochs", "train.batch_size", "train.lr"))
     write_atomic(md, "# Rate–distortion of the VAEs\n\n![rate–distortion](figures/rd.png)\n\n"
-                 + table_markdown(points) + "\n" + HOW.format(sweep=SWEEP, command=COMMAND, baseline=baseline,
+                 + table_markdown(points) + "\n" + _matched(matched_beta(points, "vae_mse", "vae_bce")) + "\n"
+                 + HOW.format(sweep=SWEEP, command=COMMAND, baseline=baseline,
                                                                 training=training))
     return md
+
+
+def _matched(m: MatchedRate | None) -> str:
+    if m is None:
+        return NOT_MATCHED.format(model="vae_mse", target="vae_bce")
+    return MATCHED.format(model=m.model, target=m.target, goal=m.rate_nats, beta=m.beta, lo=m.below.beta,
+                          lo_rate=m.below.rate_nats, hi=m.above.beta, hi_rate=m.above.rate_nats)

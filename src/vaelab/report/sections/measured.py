@@ -20,6 +20,7 @@ MEASURED_ROWS = [  # (label, metric key of metrics/eval/<model>.json): the post'
     ("  … its floor: the share a Gaussian cloud of the codes' shape leaves", "grid.empty_floor"),
     ("  … above that floor", "grid.empty_excess"),
     ("latent neighbours are image neighbours (trustworthiness, 1 = all)", "latent.trustworthiness"),
+    ("rate: KL(q(z|x) ‖ p(z)) per test image, bits (β and the decoder's σ set it)", "elbo.kl_bits"),
     ("reconstructions: background intensity (data: 0)", "sharpness.recon_background"),
     ("reconstructions: mid-grey share", "sharpness.recon_midgrey"),
     ("reconstructions: stroke gradient", "sharpness.recon_gradient"),
@@ -73,7 +74,10 @@ def measured_blocks(inp: Inputs) -> list[Block]:
              "\"the numbers are clearer\"): the mean intensity on the pixels that are 0 in the input (reconstructions) "
              "or more than 2 px from the image's own ink (prior samples, the decoded grid), the share of "
              "mid-grey pixels (0.1–0.9), the mean gradient on the stroke's edge; squared error is a column, not "
-             "the test (it rewards blur)."),
+             "the test (it rewards blur). A lower **rate** (less information in the code) blurs by itself, so the "
+             "sharpness claims are tested twice: against the post's σ = 1 Gaussian VAE, and against the same "
+             "model at the β whose rate matches the Bernoulli VAE's (params.yaml `vae_mse_matched`, its β from the "
+             "rate–distortion sweep, [reports/rd.md](rd.md))."),
         table(MEASURED_ROWS, shown)]
     if any(reference_value(inp, key) is not None for _, key in DATA_ROWS):
         blocks += [Para("The test images themselves, by the same statistics (the same for every model; "
