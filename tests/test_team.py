@@ -13,7 +13,8 @@ import pytest
 import yaml
 from helpers import run
 
-from vaelab.studies.sweeps import Point, matched_beta, points_from_exp_show, rd_curves, table_markdown
+from vaelab.report.rd import matched_beta
+from vaelab.studies.sweeps import Point, points_from_exp_show, rd_curves, table_markdown
 from vaelab.tracking import changed_params
 from vaelab.viz.charts import rd_figure
 

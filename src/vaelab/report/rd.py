@@ -1,13 +1,16 @@
 """The rate–distortion report of a finished sweep: reports/rd.md, its table and reports/figures/rd.png, from the
-experiments of `dvc exp show --json` (the queue's sweep; README "Sweeps" gives the sweep that feeds it)."""
+experiments of `dvc exp show --json` (the queue's sweep; README "Sweeps" gives the sweep that feeds it), and the beta at
+which `vae_mse`'s rate matches `vae_bce`'s (the sharpness claims' comparator at equal rate)."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from vaelab.core.errors import ReportError
 from vaelab.core.files import atomic_path, write_atomic
-from vaelab.studies.sweeps import MatchedRate, matched_beta, points_from_exp_show, table_markdown
+from vaelab.studies.sweeps import Point, points_from_exp_show, rd_curves, table_markdown
 from vaelab.viz.charts import rd_figure
 
 COMMAND = "dvc exp show --json"
@@ -48,6 +51,35 @@ SWEEP = """for m in vae_bce vae_mse; do
   for d in 4 8 16; do dvc exp run --queue -S models.$m.latent_dim=$d train@$m; done
 done
 dvc queue start -j 1            # one worker per free CPU core; wait until `dvc queue status` shows none running"""
+
+
+@dataclass(frozen=True)
+class MatchedRate:
+    """The beta at which ``model``'s rate equals ``target``'s at its baseline, between two swept betas."""
+    model: str
+    target: str
+    rate_nats: float       # the target's rate at the baseline beta and latent size
+    below: Point           # the swept points that bracket it
+    above: Point
+    beta: float            # interpolated linearly in log beta
+
+
+def matched_beta(points: list[Point], model: str, target: str, base_beta: float = 1.0,
+                 base_latent: int = 2) -> MatchedRate | None:
+    """The beta of ``model`` whose test KL matches ``target``'s at ``base_beta`` (latent size ``base_latent``):
+    linear in log beta between the two neighbouring points of ``model``'s beta sweep that bracket it, or None
+    when none do. Rate falls with beta (a larger beta pays more per nat of KL), so a bracket is found by sign."""
+    goal = next((p.rate_nats for p in points if (p.model, p.beta, p.latent_dim) == (target, base_beta, base_latent)),
+                None)
+    curve = rd_curves(points, model, base_beta, base_latent)["beta"]
+    if goal is None:
+        return None
+    for lo, hi in zip(curve, curve[1:]):
+        if (lo.rate_nats - goal) * (hi.rate_nats - goal) <= 0 and lo.rate_nats != hi.rate_nats:
+            share = (goal - lo.rate_nats) / (hi.rate_nats - lo.rate_nats)
+            beta = math.exp(math.log(lo.beta) + share * (math.log(hi.beta) - math.log(lo.beta)))
+            return MatchedRate(model, target, goal, lo, hi, beta)
+    return None
 
 
 def write_report(data: list[dict], out_dir: Path) -> Path:

@@ -10,8 +10,7 @@ Tuning: :mod:`vaelab.studies.tuning` reads a sweep's experiments through :func:`
 
 Distortion is the model's own test reconstruction term (``test.recon`` of ``metrics/train/<m>.json``,
 averaged over seeds):
-nats of binary cross-entropy for ``vae_bce``, the Gaussian's negative log-likelihood for ``vae_mse`` (half the
-summed squared error plus 784 · ½ ln 2π). The two
+nats of binary cross-entropy for ``vae_bce``, half the summed squared error for ``vae_mse``. The two
 are in different units, so the figure has one panel per model.
 """
 
@@ -115,35 +114,6 @@ def rd_curves(points: list[Point], model: str, base_beta: float = 1.0, base_late
     own = [p for p in points if p.model == model]
     return {"beta": sorted((p for p in own if p.latent_dim == base_latent), key=lambda p: p.beta),
             "latent_dim": sorted((p for p in own if p.beta == base_beta), key=lambda p: p.latent_dim)}
-
-
-@dataclass(frozen=True)
-class MatchedRate:
-    """The beta at which ``model``'s rate equals ``target``'s at its baseline, between two swept betas."""
-    model: str
-    target: str
-    rate_nats: float       # the target's rate at the baseline beta and latent size
-    below: Point           # the swept points that bracket it
-    above: Point
-    beta: float            # interpolated linearly in log beta
-
-
-def matched_beta(points: list[Point], model: str, target: str, base_beta: float = 1.0,
-                 base_latent: int = 2) -> MatchedRate | None:
-    """The beta of ``model`` whose test KL matches ``target``'s at ``base_beta`` (latent size ``base_latent``):
-    linear in log beta between the two neighbouring points of ``model``'s beta sweep that bracket it, or None
-    when none do. Rate falls with beta (a larger beta pays more per nat of KL), so a bracket is found by sign."""
-    goal = next((p.rate_nats for p in points if (p.model, p.beta, p.latent_dim) == (target, base_beta, base_latent)),
-                None)
-    curve = rd_curves(points, model, base_beta, base_latent)["beta"]
-    if goal is None:
-        return None
-    for lo, hi in zip(curve, curve[1:]):
-        if (lo.rate_nats - goal) * (hi.rate_nats - goal) <= 0 and lo.rate_nats != hi.rate_nats:
-            share = (goal - lo.rate_nats) / (hi.rate_nats - lo.rate_nats)
-            beta = math.exp(math.log(lo.beta) + share * (math.log(hi.beta) - math.log(lo.beta)))
-            return MatchedRate(model, target, goal, lo, hi, beta)
-    return None
 
 
 def table_markdown(points: list[Point]) -> str:
