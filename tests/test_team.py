@@ -7,13 +7,18 @@ import hashlib
 import json
 import re
 import time
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
 import yaml
 from helpers import run
 
+from vaelab.core.config import ClaimSpec
+from vaelab.core.errors import ReportError
 from vaelab.report.rd import matched_beta
+from vaelab.report.stability import document as stability_document
+from vaelab.report.stability import report as stability_report
 from vaelab.studies.sweeps import Point, points_from_exp_show, rd_curves, table_markdown
 from vaelab.tracking import changed_params
 from vaelab.viz.charts import rd_figure
@@ -271,3 +276,45 @@ def test_the_sweep_reports_read_what_a_real_queue_leaves_in_exp_show(pipeline_co
     assert sorted(bce) == [(1.0, 2), (2.0, 2)] and bce[(2.0, 2)] == "bce-beta2", rows   # the lr sweep: another key
     assert bce[(1.0, 2)].endswith("(baseline)"), rows
     assert all(float(r[3]) > 0 for r in rows), rows
+
+
+def exp_show_of_evals(base: dict[str, dict[int, float]], exps: dict[str, dict[str, dict[int, float]]]) -> list[dict]:
+    """A `dvc exp show --json` document whose rows hold metrics/eval/<m>.json: ``{model: {seed: knn accuracy}}``."""
+    def data(evals: dict) -> dict:
+        return {"params": {"params.yaml": {"data": {}}},
+                "metrics": {f"metrics/eval/{m}.json": {"data": {f"seed{s}": {"latent": {"knn_accuracy": v}}
+                                                                 for s, v in seeds.items()}}
+                            for m, seeds in evals.items()}}
+    return [{"rev": "a" * 40, "name": "main", "data": data(base),
+             "experiments": [{"revs": [{"rev": f"{i}" * 40, "name": n, "data": data(e)}],
+                              "executor": {"state": "success"}} for i, (n, e) in enumerate(exps.items())]}]
+
+
+def test_the_claims_on_a_second_seed_set_flag_a_verdict_that_flips() -> None:
+    spec = ClaimSpec("ordered", "latent.knn_accuracy", "higher", "vae", "ae", margin=0.01)
+    params = SimpleNamespace(claims=[spec], models={"vae": {}, "ae": {}})
+    first = {"vae": {1: 0.80, 2: 0.81, 3: 0.79, 4: 0.80}, "ae": {1: 0.50, 2: 0.52, 3: 0.49, 4: 0.51}}
+    flipped = {"vae": {5: 0.50, 6: 0.51, 7: 0.49, 8: 0.50}, "ae": {5: 0.80, 6: 0.80, 7: 0.81, 8: 0.79}}
+    doc = stability_document(params, "seeds2", exp_show_of_evals(first, {"seeds2-00": flipped}))
+    (row,) = doc["claims"]
+    assert doc["experiment"] == "seeds2-00"
+    assert (row["first"]["verdict"], row["second"]["verdict"], row["stable"]) == ("supported", "contradicted", False)
+    assert row["first"]["seeds"] == [1, 2, 3, 4] and row["second"]["seeds"] == [5, 6, 7, 8]
+    assert "| ordered | supported [" in stability_report(doc, "seeds2") and "| **no** |" in stability_report(doc, "seeds2")
+    same = {"vae": {5: 0.79, 6: 0.80, 7: 0.81, 8: 0.80}, "ae": {5: 0.50, 6: 0.51, 7: 0.50, 8: 0.52}}
+    assert stability_document(params, "seeds2", exp_show_of_evals(first, {"seeds2-00": same}))["claims"][0]["stable"]
+    # Seeds shared by the two sets, or no experiment at all: a clear error, not a verdict.
+    with pytest.raises(ReportError, match=r"share seeds \[4\]"):
+        stability_document(params, "seeds2", exp_show_of_evals(first, {"seeds2-00": {
+            m: {**v, 4: 0.6} for m, v in same.items()}}))
+    with pytest.raises(ReportError, match="no finished experiment named seeds2-"):
+        stability_document(params, "seeds2", exp_show_of_evals(first, {"other-00": same}))
+
+
+def test_stability_script_names_the_missing_experiment(tmp_path: Path) -> None:
+    (tmp_path / "show.json").write_text(json.dumps(exp_show_of_evals({"ae": {1: 0.5}}, {})))
+    repo = Path(__file__).resolve().parents[1]
+    proc = run(["python", str(repo / "stages/stability.py"), "--params", str(repo / "params.yaml"), "--exp-show-json",
+                "show.json", "--out", "out"], tmp_path, check=False, PYTHONPATH=str(repo / "src"))
+    assert proc.returncode != 0 and "no finished experiment named seeds2-" in proc.stderr
+    assert not (tmp_path / "out").exists()
