@@ -71,9 +71,9 @@ def matched_beta(points: list[Point], model: str, target: str, base_beta: float 
     when none do. Rate falls with beta (a larger beta pays more per nat of KL), so a bracket is found by sign."""
     goal = next((p.rate_nats for p in points if (p.model, p.beta, p.latent_dim) == (target, base_beta, base_latent)),
                 None)
-    curve = rd_curves(points, model, base_beta, base_latent)["beta"]
     if goal is None:
         return None
+    curve = rd_curves(points, model, base_beta, base_latent)["beta"]
     for lo, hi in zip(curve, curve[1:]):
         if (lo.rate_nats - goal) * (hi.rate_nats - goal) <= 0 and lo.rate_nats != hi.rate_nats:
             share = (goal - lo.rate_nats) / (hi.rate_nats - lo.rate_nats)
@@ -102,8 +102,7 @@ def write_report(data: list[dict], out_dir: Path) -> Path:
                          for k in ("data.train_size", "train.epochs", "train.batch_size", "train.lr"))
     write_atomic(md, "# Rate–distortion of the VAEs\n\n![rate–distortion](figures/rd.png)\n\n"
                  + table_markdown(points) + "\n" + _matched(matched_beta(points, "vae_mse", "vae_bce")) + "\n"
-                 + HOW.format(sweep=SWEEP, command=COMMAND, baseline=baseline,
-                                                                training=training))
+                 + HOW.format(sweep=SWEEP, command=COMMAND, baseline=baseline, training=training))
     return md
 
 

@@ -30,6 +30,13 @@ def _margin(v: claims.Verdict) -> str:
 
 
 
+def _verdict(v: claims.Verdict) -> str:
+    # "Real but negligible" says nothing of the sign: a small effect against the claim is said so.
+    against = v.verdict == claims.NEGLIGIBLE and v.interval.mean < 0
+    return f"**{v.verdict}**" + (" (against the claim)" if against else "")
+
+
+
 def _fork_cell(v: claims.Verdict | None) -> str:
     if v is None:
         return MISSING
@@ -63,7 +70,7 @@ def claims_blocks(verdicts: list[claims.Verdict], forks: list[dict[str, dict[str
                   fixed_at: str = CLAIMS_FIXED_AT) -> list[Block]:
     rows = [[f"{i + 1}. {v.spec.claim}", f"`{v.spec.metric}` ({v.spec.better} is better): {v.spec.why}",
              f"{model_label(v.spec.model)} vs {model_label(v.spec.baseline)} (n = {v.interval.n})",
-             *_claim_numbers(v), f"{100 * v.interval.level:.2f}".rstrip("0").rstrip(".") + "%", _margin(v), f"**{v.verdict}**"]
+             *_claim_numbers(v), f"{100 * v.interval.level:.2f}".rstrip("0").rstrip(".") + "%", _margin(v), _verdict(v)]
             for i, v in enumerate(verdicts)]
     blocks: list[Block] = [
         Heading("The post's claims, tested over seeds"),
