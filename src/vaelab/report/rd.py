@@ -96,7 +96,7 @@ def write_report(data: list[dict], out_dir: Path) -> Path:
     with atomic_path(png) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     md = out_dir / "rd.md"
-    baseline = f"`{base.get('name') or ''}` {base['rev'][:7]}".strip()
+    baseline = (f"`{base['name']}` " if base.get("name") else "") + base["rev"][:7]
     given = ((base["data"].get("params") or {}).get("params.yaml") or {}).get("data") or {}
     training = ", ".join(f"`{k}: {given.get(k.split('.')[0], {}).get(k.split('.')[1])}`"
                          for k in ("data.train_size", "train.epochs", "train.batch_size", "train.lr"))
