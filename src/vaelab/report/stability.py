@@ -43,8 +43,8 @@ def document(params: Params, name: str, exp_show: list[dict]) -> dict[str, Any]:
     second = claims.judge_all(params.claims, evals_of(data, list(params.models)))
     out = []
     for a, b in zip(first, second):
-        if set(a.seeds) & set(b.seeds):
-            shared = sorted(set(a.seeds) & set(b.seeds))
+        shared = sorted(set(a.seeds) & set(b.seeds))
+        if shared:
             raise ReportError(f"claim {a.spec.claim!r}: the two seed sets share seeds {shared}; experiment {exp} "
                               f"must set other seeds for {a.spec.model} and {a.spec.baseline}")
         out.append({"claim": a.spec.claim, "metric": a.spec.metric, "model": a.spec.model,
